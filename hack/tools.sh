@@ -12,6 +12,9 @@ BIN="$CACHE/bin"
 mkdir -p "$BIN"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
+need_go() {
+  command -v go >/dev/null || { log "error: 'go' not found on PATH; etcd and kube-apiserver are built from source (Go >= 1.26 needed)"; exit 1; }
+}
 since() { echo $(( $(date +%s) - $1 ))s; }
 
 build_kube_apiserver() {
@@ -20,6 +23,7 @@ build_kube_apiserver() {
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   local staging="v0.${K8S_VERSION#v1.}"
   local dir="$CACHE/src/kube-apiserver-$K8S_VERSION"; mkdir -p "$dir"
+  need_go
   log "building kube-apiserver $K8S_VERSION from the Go module proxy (first time: 10-25 min on 2 cores)"
   local t0; t0=$(date +%s)
   {
@@ -57,6 +61,7 @@ build_kube_apiserver() {
 build_etcd() {
   if [ -x "$BIN/etcd" ] && "$BIN/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}"; then return; fi
   local dir="$CACHE/src/etcd-$ETCD_VERSION"; mkdir -p "$dir"
+  need_go
   log "building etcd $ETCD_VERSION from the Go module proxy"
   local t0; t0=$(date +%s)
   printf 'module modelarts-operator.invalid/etcdbin\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > "$dir/go.mod"
@@ -89,6 +94,9 @@ install_helm_kubectl() {
 
 main() {
   local what=${1:-all}
+  # One build at a time per cache: a second caller waits instead of building the same binary again.
+  exec 8>"$CACHE/.lock"
+  flock -n 8 || { log "another hack/tools.sh run is installing into $CACHE; waiting for it"; flock 8; }
   case "$what" in
     all) install_helm_kubectl; build_etcd; build_kube_apiserver ;;
     helm) install_helm_kubectl ;;

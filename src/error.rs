@@ -1,0 +1,128 @@
+//! The crate-wide error type.
+
+use std::time::Duration;
+
+/// Everything that can go wrong, from bad input to a failed cloud call.
+///
+/// Messages name the field and the value at fault, and never carry a secret: credentials
+/// are only ever held as `secrecy::SecretString`, which cannot be formatted.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag, spec field or file held a value that cannot be used.
+    #[error("invalid {field} {value:?}: {reason}")]
+    InvalidInput {
+        /// The flag or field, e.g. `spec.endpoint`.
+        field: String,
+        /// The offending value (never a secret).
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// Credentials could not be found or read.
+    #[error("credentials: {0}")]
+    Credentials(String),
+
+    /// ModelArts (or its API gateway) answered with an error status.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+
+    /// The request never got an HTTP answer (connect, TLS, timeout, reset).
+    #[error("request to {endpoint} failed: {reason}")]
+    Transport {
+        /// Scheme and host, without path or query.
+        endpoint: String,
+        /// What failed, e.g. `timed out after 30s`.
+        reason: String,
+    },
+
+    /// A 2xx answer that is not a usable node list, or a paging protocol violation.
+    #[error("invalid response from ModelArts: {0}")]
+    InvalidResponse(String),
+
+    /// A Kubernetes API call failed.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+
+    /// Local I/O (data files, sockets).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(field: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput { field: field.into(), value: value.into(), reason: reason.into() }
+    }
+
+    /// A short, stable label for metrics (`api_4xx`, `transport`, ...).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Credentials(_) => "credentials",
+            Error::Api(e) if e.status == 429 => "throttled",
+            Error::Api(e) if e.status >= 500 => "api_5xx",
+            Error::Api(_) => "api_4xx",
+            Error::Transport { .. } => "transport",
+            Error::InvalidResponse(_) => "invalid_response",
+            Error::Kube(_) => "kube",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    /// How long the server asked us to wait, when it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Api(e) => e.retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// An error answer from ModelArts or the API gateway in front of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub status: u16,
+    /// `ModelArts.50004000`, `APIGW.0301`, ... when the body had one.
+    pub code: Option<String>,
+    /// The body's `error_msg` (or `message`), when it had one.
+    pub message: Option<String>,
+    /// `X-Request-Id` header, or the body's `request_id`.
+    pub request_id: Option<String>,
+    /// `Retry-After`, when sent with a 429 or 503.
+    pub retry_after: Option<Duration>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.code, &self.message) {
+            (Some(c), Some(m)) => write!(f, "{c}: {m}")?,
+            (Some(c), None) => write!(f, "{c}")?,
+            (None, Some(m)) => write!(f, "HTTP {}: {m}", self.status)?,
+            (None, None) => write!(f, "HTTP {}", self.status)?,
+        }
+        match &self.request_id {
+            Some(id) => write!(f, " (HTTP {}, request id {id})", self.status),
+            None => write!(f, " (HTTP {})", self.status),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// True for answers worth retrying: throttling and gateway/backend unavailability.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.status, 429 | 502 | 503 | 504)
+    }
+}
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
