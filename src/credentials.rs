@@ -34,7 +34,11 @@ pub enum Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Credentials::AkSk { access_key, security_token, .. } => f
+            Credentials::AkSk {
+                access_key,
+                security_token,
+                ..
+            } => f
                 .debug_struct("AkSk")
                 .field("access_key", &redact_id(access_key))
                 .field("secret_key", &"[REDACTED]")
@@ -63,7 +67,9 @@ impl Credentials {
         Ok(Credentials::AkSk {
             access_key: access_key.trim().to_string(),
             secret_key: SecretString::from(secret_key.to_string()),
-            security_token: security_token.filter(|t| !t.is_empty()).map(|t| SecretString::from(t.to_string())),
+            security_token: security_token
+                .filter(|t| !t.is_empty())
+                .map(|t| SecretString::from(t.to_string())),
         })
     }
 
@@ -107,16 +113,32 @@ impl Credentials {
     ) -> Vec<(&'static str, String)> {
         match self {
             Credentials::Token(t) => vec![("X-Auth-Token", t.expose_secret().to_string())],
-            Credentials::AkSk { access_key, secret_key, security_token } => {
+            Credentials::AkSk {
+                access_key,
+                secret_key,
+                security_token,
+            } => {
                 let date = now.strftime(signer::DATE_FORMAT).to_string();
-                let mut signed: Vec<(&str, &str)> =
-                    vec![("host", host), ("x-project-id", project_id), ("x-sdk-date", &date)];
+                let mut signed: Vec<(&str, &str)> = vec![
+                    ("host", host),
+                    ("x-project-id", project_id),
+                    ("x-sdk-date", &date),
+                ];
                 if let Some(tok) = security_token {
                     signed.push(("x-security-token", tok.expose_secret()));
                 }
-                let req = SigningRequest { method, path, query, headers: &signed, body_sha256: EMPTY_BODY_SHA256 };
+                let req = SigningRequest {
+                    method,
+                    path,
+                    query,
+                    headers: &signed,
+                    body_sha256: EMPTY_BODY_SHA256,
+                };
                 let auth = signer::authorization(access_key, secret_key.expose_secret(), &date, &req);
-                let mut out = vec![("X-Project-Id", project_id.to_string()), ("X-Sdk-Date", date.clone())];
+                let mut out = vec![
+                    ("X-Project-Id", project_id.to_string()),
+                    ("X-Sdk-Date", date.clone()),
+                ];
                 if let Some(tok) = security_token {
                     out.push(("X-Security-Token", tok.expose_secret().to_string()));
                 }
@@ -133,7 +155,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -141,14 +166,19 @@ mod tests {
     fn debug_never_shows_secrets() {
         let c = Credentials::aksk("HPUAEXAMPLEAK0000001", "super-secret-sk", Some("tok-secret")).unwrap();
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("super-secret-sk") && !dbg.contains("tok-secret") && !dbg.contains("EXAMPLEAK"), "{dbg}");
+        assert!(
+            !dbg.contains("super-secret-sk") && !dbg.contains("tok-secret") && !dbg.contains("EXAMPLEAK"),
+            "{dbg}"
+        );
         let t = Credentials::Token(SecretString::from("iam-token-value".to_string()));
         assert!(!format!("{t:?}").contains("iam-token-value"));
     }
 
     #[test]
     fn env_lookup_names_the_missing_variable() {
-        let e = Credentials::from_lookup(env(&[(ENV_AK, "ak")])).unwrap_err().to_string();
+        let e = Credentials::from_lookup(env(&[(ENV_AK, "ak")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(ENV_SK), "{e}");
         let e = Credentials::from_lookup(env(&[])).unwrap_err().to_string();
         assert!(e.contains(ENV_AK) && e.contains(ENV_AUTH_TOKEN), "{e}");
@@ -160,8 +190,12 @@ mod tests {
 
     #[test]
     fn aksk_headers_match_the_published_vector() {
-        let c = Credentials::aksk("HPUAEXAMPLEAK0000001", "exampleSecretKey0000000000000000000000000", Some("tok-EXAMPLE"))
-            .unwrap();
+        let c = Credentials::aksk(
+            "HPUAEXAMPLEAK0000001",
+            "exampleSecretKey0000000000000000000000000",
+            Some("tok-EXAMPLE"),
+        )
+        .unwrap();
         let now: jiff::Timestamp = "2024-01-02T03:04:05Z".parse().unwrap();
         let q = signer::canonical_query(&[("limit", "50"), ("continue", "eyJ2IjoxfQ==")]);
         let h = c.auth_headers(

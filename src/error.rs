@@ -58,7 +58,11 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid(field: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidInput { field: field.into(), value: value.into(), reason: reason.into() }
+        Error::InvalidInput {
+            field: field.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
     }
 
     /// A short, stable label for metrics (`api_4xx`, `transport`, ...).

@@ -3,10 +3,14 @@
 //! Data flows one way: a `ModelArtsNodePool` → its credentials → the ModelArts node pages
 //! ([`client`]) → a pure [`summary`] → status, events and metrics.
 
+pub mod client;
 pub mod credentials;
+pub mod endpoint;
 pub mod error;
 pub mod model;
+pub mod quantity;
 pub mod signer;
 pub mod simulator;
+pub mod summary;
 
 pub use error::{ApiError, Error, Result};

@@ -78,7 +78,11 @@ pub struct NodeMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
     /// Open label map (`os.modelarts.node/nodepool`, ...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Fields not modelled here, kept verbatim.
     #[serde(flatten)]
@@ -111,10 +115,18 @@ pub struct NodeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_ip: Option<String>,
     /// Total resources: resource name → quantity string.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "lenient_resources")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "lenient_resources"
+    )]
     pub resources: BTreeMap<String, String>,
     /// Allocatable-now resources: resource name → quantity string.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "lenient_resources")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "lenient_resources"
+    )]
     pub available_resources: BTreeMap<String, String>,
     /// Fields not modelled here (driver, plugins, taints, ...), kept verbatim.
     #[serde(flatten)]
@@ -239,7 +251,10 @@ mod tests {
         assert_eq!(node.status.phase, NodePhase::Available);
         assert_eq!(node.status.resources["cpu"], "1930m");
         assert_eq!(node.status.resources["memory"], "1912Mi");
-        assert!(node.spec.extra.contains_key("hostNetwork"), "unknown spec fields are kept");
+        assert!(
+            node.spec.extra.contains_key("hostNetwork"),
+            "unknown spec fields are kept"
+        );
     }
 
     #[test]
@@ -267,7 +282,14 @@ mod tests {
 
     #[test]
     fn phase_round_trips_through_json() {
-        for p in ["Available", "Creating", "Deleting", "Abnormal", "Checking", "Frozen"] {
+        for p in [
+            "Available",
+            "Creating",
+            "Deleting",
+            "Abnormal",
+            "Checking",
+            "Frozen",
+        ] {
             let phase: NodePhase = serde_json::from_value(Value::String(p.into())).unwrap();
             assert_eq!(serde_json::to_value(&phase).unwrap(), Value::String(p.into()));
         }

@@ -16,7 +16,11 @@ pub const EMPTY_BODY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649
 pub const DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
 /// RFC 3986 unreserved characters stay as they are; everything else is `%XY`.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes `s` byte-wise (UTF-8) keeping only RFC 3986 unreserved characters,
 /// with uppercase hex, as the SDKs' `escape` does.
@@ -61,7 +65,11 @@ pub fn canonicalize_raw_query(raw: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let dec = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
             (dec(k), dec(v))
         })
         .collect();
@@ -85,7 +93,10 @@ pub struct SigningRequest<'a> {
 
 /// Lower-case, sorted, `;`-joined names of the headers that are signed.
 pub fn signed_headers(headers: &[(&str, &str)]) -> String {
-    let mut names: Vec<String> = headers.iter().map(|(n, _)| n.trim().to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(n, _)| n.trim().to_ascii_lowercase())
+        .collect();
     names.sort();
     names.dedup();
     names.join(";")
@@ -118,7 +129,10 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// `SDK-HMAC-SHA256\n{date}\n{hex(sha256(canonical_request))}`.
 pub fn string_to_sign(sdk_date: &str, canonical_request: &str) -> String {
-    format!("{ALGORITHM}\n{sdk_date}\n{}", sha256_hex(canonical_request.as_bytes()))
+    format!(
+        "{ALGORITHM}\n{sdk_date}\n{}",
+        sha256_hex(canonical_request.as_bytes())
+    )
 }
 
 /// Lower-hex HMAC-SHA256 of the string to sign, keyed with the secret key's bytes.
@@ -166,7 +180,11 @@ pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
             _ => return None,
         }
     }
-    Some(ParsedAuthorization { access: access?, signed_headers: signed?, signature: sig? })
+    Some(ParsedAuthorization {
+        access: access?,
+        signed_headers: signed?,
+        signature: sig?,
+    })
 }
 
 /// Constant-time comparison of two signatures, so a verifier leaks no timing.
@@ -209,7 +227,12 @@ mod tests {
             "b25362e603ee30f4f25e7858e8a7160fd36e803bb2dfe206278659d71a9bcd7a"
         );
         assert_eq!(
-            authorization("QTWAOYTTINDUT2QVKYUC", "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc", "20191115T033655Z", &req),
+            authorization(
+                "QTWAOYTTINDUT2QVKYUC",
+                "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc",
+                "20191115T033655Z",
+                &req
+            ),
             "SDK-HMAC-SHA256 Access=QTWAOYTTINDUT2QVKYUC, SignedHeaders=content-type;host;x-sdk-date, \
              Signature=7be6668032f70418fcc22abc52071e57aff61b84a1d2381bb430d6870f4f6ebe"
         );
@@ -219,11 +242,22 @@ mod tests {
     fn go_sdk_test1_get() {
         let headers = [("X-Sdk-Date", "20060102T150405Z")];
         let query = canonical_query(&[("limit", "1")]);
-        let req =
-            SigningRequest { method: "GET", path: "/path", query: &query, headers: &headers, body_sha256: EMPTY_BODY_SHA256 };
+        let req = SigningRequest {
+            method: "GET",
+            path: "/path",
+            query: &query,
+            headers: &headers,
+            body_sha256: EMPTY_BODY_SHA256,
+        };
         let cr = canonical_request(&req);
-        assert_eq!(cr, format!("GET\n/path/\nlimit=1\nx-sdk-date:20060102T150405Z\n\nx-sdk-date\n{EMPTY_BODY_SHA256}"));
-        assert_eq!(sha256_hex(cr.as_bytes()), "85c3b7730f308aee452b16138a42a914397e43a8f0d732dfa521c0ef2afa98a4");
+        assert_eq!(
+            cr,
+            format!("GET\n/path/\nlimit=1\nx-sdk-date:20060102T150405Z\n\nx-sdk-date\n{EMPTY_BODY_SHA256}")
+        );
+        assert_eq!(
+            sha256_hex(cr.as_bytes()),
+            "85c3b7730f308aee452b16138a42a914397e43a8f0d732dfa521c0ef2afa98a4"
+        );
         assert_eq!(
             authorization("AccessKey", "SecretKey", "20060102T150405Z", &req),
             "SDK-HMAC-SHA256 Access=AccessKey, SignedHeaders=x-sdk-date, \
@@ -236,13 +270,22 @@ mod tests {
         let headers = [("X-Sdk-Date", "20060102T150405Z")];
         let query = canonical_query(&[("key", "value")]);
         let body = sha256_hex(b"{\"Name\":\"test\",\"Id\":1}\n");
-        let req = SigningRequest { method: "POST", path: "/path", query: &query, headers: &headers, body_sha256: &body };
+        let req = SigningRequest {
+            method: "POST",
+            path: "/path",
+            query: &query,
+            headers: &headers,
+            body_sha256: &body,
+        };
         assert_eq!(
             sha256_hex(canonical_request(&req).as_bytes()),
             "13f75ff5f5216199f986c7e7f2f77834d5e160ad9e46f37319816dc72ba7eeab"
         );
         assert_eq!(
-            signature("SecretKey", &string_to_sign("20060102T150405Z", &canonical_request(&req))),
+            signature(
+                "SecretKey",
+                &string_to_sign("20060102T150405Z", &canonical_request(&req))
+            ),
             "cecc2af119b18ab70b4d094c0750f3b42c02f254903179a0fc2cc72fc9db4f59"
         );
     }
@@ -257,7 +300,13 @@ mod tests {
             ("X-Project-Id", PROJECT),
             ("X-Sdk-Date", MA_DATE),
         ];
-        let req = SigningRequest { method: "GET", path: MA_PATH, query: &query, headers: &headers, body_sha256: EMPTY_BODY_SHA256 };
+        let req = SigningRequest {
+            method: "GET",
+            path: MA_PATH,
+            query: &query,
+            headers: &headers,
+            body_sha256: EMPTY_BODY_SHA256,
+        };
         let cr = canonical_request(&req);
         assert_eq!(
             cr,
@@ -266,7 +315,10 @@ mod tests {
                  x-project-id:{PROJECT}\nx-sdk-date:{MA_DATE}\n\ncontent-type;host;x-project-id;x-sdk-date\n{EMPTY_BODY_SHA256}"
             )
         );
-        assert_eq!(sha256_hex(cr.as_bytes()), "8f788d3a8a53b48e194e997f5cb18ba909fc4d415820794a4c7b88bbe164ab94");
+        assert_eq!(
+            sha256_hex(cr.as_bytes()),
+            "8f788d3a8a53b48e194e997f5cb18ba909fc4d415820794a4c7b88bbe164ab94"
+        );
         assert!(authorization(MA_AK, MA_SK, MA_DATE, &req).ends_with(
             "SignedHeaders=content-type;host;x-project-id;x-sdk-date, \
              Signature=1e26629ef4dc763dbfbe2a233baa986dfc1e99af5c488a36ae34d50d438f487c"
@@ -277,7 +329,13 @@ mod tests {
     fn modelarts_v2_host_and_date_only() {
         let query = ma_query();
         let headers = [("Host", MA_HOST), ("X-Sdk-Date", MA_DATE)];
-        let req = SigningRequest { method: "GET", path: MA_PATH, query: &query, headers: &headers, body_sha256: EMPTY_BODY_SHA256 };
+        let req = SigningRequest {
+            method: "GET",
+            path: MA_PATH,
+            query: &query,
+            headers: &headers,
+            body_sha256: EMPTY_BODY_SHA256,
+        };
         assert_eq!(
             sha256_hex(canonical_request(&req).as_bytes()),
             "60238a52b7dab78bca36f0c27281b42279299a8cca6424994755b8607b0035f8"
@@ -290,9 +348,19 @@ mod tests {
     #[test]
     fn modelarts_v3_temporary_credentials() {
         let query = ma_query();
-        let headers =
-            [("Host", MA_HOST), ("X-Project-Id", PROJECT), ("X-Sdk-Date", MA_DATE), ("X-Security-Token", "tok-EXAMPLE")];
-        let req = SigningRequest { method: "GET", path: MA_PATH, query: &query, headers: &headers, body_sha256: EMPTY_BODY_SHA256 };
+        let headers = [
+            ("Host", MA_HOST),
+            ("X-Project-Id", PROJECT),
+            ("X-Sdk-Date", MA_DATE),
+            ("X-Security-Token", "tok-EXAMPLE"),
+        ];
+        let req = SigningRequest {
+            method: "GET",
+            path: MA_PATH,
+            query: &query,
+            headers: &headers,
+            body_sha256: EMPTY_BODY_SHA256,
+        };
         assert_eq!(
             sha256_hex(canonical_request(&req).as_bytes()),
             "b2049192d9ad370c17bd8f835472f9ac61059a49d62449489655b20c4b1bee0b"
@@ -331,11 +399,20 @@ mod tests {
     fn parses_its_own_authorization_header() {
         let headers = [("Host", MA_HOST), ("X-Sdk-Date", MA_DATE)];
         let query = ma_query();
-        let req = SigningRequest { method: "GET", path: MA_PATH, query: &query, headers: &headers, body_sha256: EMPTY_BODY_SHA256 };
+        let req = SigningRequest {
+            method: "GET",
+            path: MA_PATH,
+            query: &query,
+            headers: &headers,
+            body_sha256: EMPTY_BODY_SHA256,
+        };
         let parsed = parse_authorization(&authorization(MA_AK, MA_SK, MA_DATE, &req)).unwrap();
         assert_eq!(parsed.access, MA_AK);
         assert_eq!(parsed.signed_headers, vec!["host", "x-sdk-date"]);
-        assert!(signatures_equal(&parsed.signature, "81035b3b130723b26713e4f5b7b6ed6b0348b6ea74e47fb93cf90f18920e373d"));
+        assert!(signatures_equal(
+            &parsed.signature,
+            "81035b3b130723b26713e4f5b7b6ed6b0348b6ea74e47fb93cf90f18920e373d"
+        ));
         assert!(parse_authorization("Basic abc").is_none());
         assert!(parse_authorization("SDK-HMAC-SHA256 Access=a, SignedHeaders=host").is_none());
     }
