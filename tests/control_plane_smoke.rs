@@ -33,8 +33,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::test]
 async fn control_plane_smoke() {
     let test = "control_plane_smoke";
-    let Some(config) = cluster::config_or_skip(test).await else { return };
-    let Some(admin) = cluster::client_or_skip(test).await else { return };
+    let Some(config) = cluster::config_or_skip(test).await else {
+        return;
+    };
+    let Some(admin) = cluster::client_or_skip(test).await else {
+        return;
+    };
 
     let id = cluster::unique_name("smoke");
     // A per-run API group keeps runs independent (CRDs are cluster-scoped; kinds must not clash).
@@ -45,7 +49,9 @@ async fn control_plane_smoke() {
 
     // Cleanup runs even when a step failed. Without kube-controller-manager the namespace stays
     // Terminating (no namespace controller), which is harmless on a throwaway plane.
-    let _ = Api::<Namespace>::all(admin.clone()).delete(&id, &DeleteParams::default()).await;
+    let _ = Api::<Namespace>::all(admin.clone())
+        .delete(&id, &DeleteParams::default())
+        .await;
     let _ = Api::<CustomResourceDefinition>::all(admin.clone())
         .delete(&crd_name, &DeleteParams::default())
         .await;
@@ -94,11 +100,18 @@ async fn run(admin: &Client, config: &Config, ns: &str, group: &str, crd_name: &
             }]
         }
     }))?;
-    crds.patch(crd_name, &PatchParams::apply("smoke-test").force(), &Patch::Apply(&crd))
-        .await?;
-    tokio::time::timeout(TIMEOUT, await_condition(crds.clone(), crd_name, conditions::is_crd_established()))
-        .await
-        .map_err(|_| format!("CRD {crd_name} not Established within {TIMEOUT:?}"))??;
+    crds.patch(
+        crd_name,
+        &PatchParams::apply("smoke-test").force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
+    tokio::time::timeout(
+        TIMEOUT,
+        await_condition(crds.clone(), crd_name, conditions::is_crd_established()),
+    )
+    .await
+    .map_err(|_| format!("CRD {crd_name} not Established within {TIMEOUT:?}"))??;
     eprintln!("CRD {crd_name} is Established");
 
     // 3. Custom resource; SSA on /status; the change is observed through a watch.
@@ -126,7 +139,11 @@ async fn run(admin: &Client, config: &Config, ns: &str, group: &str, crd_name: &
         "status": {"phase": "Ready", "observedSize": 3}
     });
     widgets
-        .patch_status("w1", &PatchParams::apply("smoke-test").force(), &Patch::Apply(&status_patch))
+        .patch_status(
+            "w1",
+            &PatchParams::apply("smoke-test").force(),
+            &Patch::Apply(&status_patch),
+        )
         .await?;
     let seen = tokio::time::timeout(TIMEOUT, async {
         while let Some(obj) = stream.try_next().await? {
@@ -160,7 +177,11 @@ async fn run(admin: &Client, config: &Config, ns: &str, group: &str, crd_name: &
     }))?;
     events.create(&pp, &ev).await?;
     let listed = events.list(&ListParams::default()).await?;
-    if !listed.items.iter().any(|e| e.reason.as_deref() == Some("SmokeTest")) {
+    if !listed
+        .items
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("SmokeTest"))
+    {
         return Err("created Event not listed".into());
     }
 
@@ -183,8 +204,11 @@ async fn run(admin: &Client, config: &Config, ns: &str, group: &str, crd_name: &
 
     // 5. RBAC with a TokenRequest-minted ServiceAccount token.
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
-    sas.create(&pp, &serde_json::from_value(json!({"metadata": {"name": "reader"}}))?)
-        .await?;
+    sas.create(
+        &pp,
+        &serde_json::from_value(json!({"metadata": {"name": "reader"}}))?,
+    )
+    .await?;
     Api::<Role>::namespaced(admin.clone(), ns)
         .create(
             &pp,
@@ -212,7 +236,10 @@ async fn run(admin: &Client, config: &Config, ns: &str, group: &str, crd_name: &
         .await?;
 
     let tr = TokenRequest {
-        spec: TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() },
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(600),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let token = sas
@@ -227,7 +254,10 @@ async fn run(admin: &Client, config: &Config, ns: &str, group: &str, crd_name: &
 
     // Same server URL and CA as the admin kubeconfig, but authenticated only by the bearer token.
     let mut sa_config = config.clone();
-    sa_config.auth_info = AuthInfo { token: Some(token.into()), ..Default::default() };
+    sa_config.auth_info = AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
     let sa_client = Client::try_from(sa_config)?;
 
     // Allowed: get configmaps. The RBAC authorizer learns new bindings through an informer; retry briefly.
@@ -237,7 +267,12 @@ async fn run(admin: &Client, config: &Config, ns: &str, group: &str, crd_name: &
         return Err("SA read wrong ConfigMap data".into());
     }
     // Denied: list secrets (and list configmaps, since the Role grants only get).
-    expect_forbidden("list secrets", Api::<Secret>::namespaced(sa_client.clone(), ns).list(&ListParams::default()).await)?;
+    expect_forbidden(
+        "list secrets",
+        Api::<Secret>::namespaced(sa_client.clone(), ns)
+            .list(&ListParams::default())
+            .await,
+    )?;
     expect_forbidden("list configmaps", sa_cms.list(&ListParams::default()).await)?;
     eprintln!("TokenRequest token: get configmaps allowed, list secrets/configmaps denied with 403");
 
@@ -262,7 +297,9 @@ where
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(kube::Error::Api(s)) if (s.code == 403 || s.code == 404) && tokio::time::Instant::now() < deadline => {
+            Err(kube::Error::Api(s))
+                if (s.code == 403 || s.code == 404) && tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => return Err(format!("{what}: {e}").into()),

@@ -34,7 +34,11 @@ pub async fn config_or_skip(test_name: &str) -> Option<Config> {
                      run `eval \"$(hack/control-plane.sh up)\"` first"
                 );
             }
-            eprintln!(
+            // Written straight to fd 2: libtest captures eprintln! of passing tests, and a skip must
+            // be visible in every `cargo test` log.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED {test_name}: no control plane (KUBECONFIG unset); run hack/control-plane.sh up"
             );
             return None;
@@ -42,7 +46,9 @@ pub async fn config_or_skip(test_name: &str) -> Option<Config> {
     };
     // Read exactly the file named by KUBECONFIG (first entry if it is a list) so a stray
     // in-cluster environment or ~/.kube/config can never be picked up by accident.
-    let first = std::env::split_paths(&path).next().expect("KUBECONFIG has no entries");
+    let first = std::env::split_paths(&path)
+        .next()
+        .expect("KUBECONFIG has no entries");
     let kubeconfig = Kubeconfig::read_from(&first)
         .unwrap_or_else(|e| panic!("{test_name}: cannot read KUBECONFIG {}: {e}", first.display()));
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
