@@ -14,6 +14,7 @@
 #   CONTROL_PLANE_ETCD_PORT  etcd client port                 (default: free port)
 #   CONTROL_PLANE_ETCD_PEER_PORT etcd peer port               (default: free port)
 #   CONTROL_PLANE_READY_TIMEOUT seconds to wait for /readyz   (default 120)
+#   CONTROL_PLANE_APISERVER_ARGS extra kube-apiserver flags, space separated (e.g. --feature-gates=...)
 #   MODELARTS_OPERATOR_TOOLS tools cache (see hack/tools.sh)
 #
 # Without kube-controller-manager some things never happen: namespaces stay Terminating after delete,
@@ -237,7 +238,8 @@ EOF
     --service-account-key-file="$D/pki/sa.pub" --service-account-signing-key-file="$D/pki/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 \
     --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none \
-    --allow-privileged=true --profiling=false
+    --allow-privileged=true --profiling=false \
+    ${CONTROL_PLANE_APISERVER_ARGS:-}
 
   local deadline=$((SECONDS + READY_TIMEOUT))
   until readyz 2; do
