@@ -4,13 +4,17 @@
 //! ([`client`]) → a pure [`summary`] → status, events and metrics.
 
 pub mod client;
+pub mod crd;
 pub mod credentials;
 pub mod endpoint;
+pub mod inspect;
 pub mod error;
 pub mod model;
 pub mod quantity;
 pub mod signer;
 pub mod simulator;
+pub mod status;
 pub mod summary;
+pub mod sync;
 
 pub use error::{ApiError, Error, Result};

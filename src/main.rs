@@ -1,7 +1,7 @@
 //! The `modelarts-operator` command: `run`, `inspect`, `simulate`, `crd`.
 
 use clap::{Parser, Subcommand};
-use modelarts_operator::simulator;
+use modelarts_operator::{crd, inspect, simulator};
 use std::process::ExitCode;
 
 /// Mirrors Huawei Cloud ModelArts Lite node pools into Kubernetes.
@@ -14,6 +14,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read one node pool once and print its summary (the status the operator would write).
+    Inspect(inspect::InspectArgs),
+    /// Print the ModelArtsNodePool CustomResourceDefinition as YAML.
+    Crd,
     /// Serve a ModelArts-compatible API on loopback from a data file, for demos and tests.
     Simulate(simulator::SimulateArgs),
 }
@@ -23,6 +27,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulator::run(args).await,
+        Command::Inspect(args) => inspect::run(args).await,
+        Command::Crd => crd::crd_yaml().map(|y| print!("{y}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

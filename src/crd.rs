@@ -1,0 +1,241 @@
+//! The `ModelArtsNodePool` custom resource, defined once here; `crds/` is generated from it.
+
+use crate::summary::PoolSummary;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the operator's resources.
+pub const GROUP: &str = "modelarts-operator.io";
+/// `apiVersion` of `ModelArtsNodePool`.
+pub const API_VERSION: &str = "modelarts-operator.io/v1alpha1";
+
+/// A ModelArts Lite node pool to mirror into this resource's status.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "modelarts-operator.io",
+    version = "v1alpha1",
+    kind = "ModelArtsNodePool",
+    plural = "modelartsnodepools",
+    shortname = "mann",
+    category = "modelarts",
+    namespaced,
+    status = "ModelArtsNodePoolStatus",
+    printcolumn(name = "Pool", type_ = "string", json_path = ".spec.poolName"),
+    printcolumn(name = "NodePool", type_ = "string", json_path = ".spec.nodePoolName"),
+    printcolumn(name = "Nodes", type_ = "integer", json_path = ".status.nodeCount"),
+    printcolumn(name = "Available", type_ = "integer", json_path = ".status.phases.available"),
+    printcolumn(name = "Abnormal", type_ = "integer", json_path = ".status.phases.abnormal"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Creating",
+        type_ = "integer",
+        json_path = ".status.phases.creating",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Deleting",
+        type_ = "integer",
+        json_path = ".status.phases.deleting",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Checking",
+        type_ = "integer",
+        json_path = ".status.phases.checking",
+        priority = 1
+    ),
+    printcolumn(
+        name = "CPU",
+        type_ = "string",
+        json_path = ".status.columns.cpu",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Memory",
+        type_ = "string",
+        json_path = ".status.columns.memory",
+        priority = 1
+    ),
+    printcolumn(
+        name = "GPU",
+        type_ = "string",
+        json_path = ".status.columns.gpu",
+        priority = 1
+    ),
+    printcolumn(
+        name = "NPU",
+        type_ = "string",
+        json_path = ".status.columns.npu",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Last Sync",
+        type_ = "date",
+        json_path = ".status.lastSyncTime",
+        priority = 1
+    ),
+    selectable = ".spec.poolName",
+    selectable = ".spec.nodePoolName"
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.region) != has(self.endpoint)",
+        "message": "exactly one of spec.region or spec.endpoint must be set",
+        "fieldPath": ".region",
+        "reason": "FieldValueInvalid"
+    }
+]))]
+pub struct ModelArtsNodePoolSpec {
+    /// IAM project ID of the region that holds the pool.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"))]
+    pub project_id: String,
+
+    /// Resource pool ID (the pool's `metadata.name`, not its display name):
+    /// 36–63 characters of `a-z`, `0-9`, `-`, starting with a letter, not ending in `-`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{34,61}[a-z0-9]$"))]
+    pub pool_name: String,
+
+    /// Node pool name: lower-case letters, digits, `-` (and `.` for the
+    /// `{flavor}-default` pools ModelArts creates), starting with a letter.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9.-]{0,61}[a-z0-9]$"))]
+    pub node_pool_name: String,
+
+    /// Region ID, e.g. `cn-north-4`; the endpoint is derived from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2,}-[a-z]+-[0-9]{1,3}$"))]
+    pub region: Option<String>,
+
+    /// Explicit `https://` endpoint; its host must match the operator's allow-list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^/?#@]+/?$"))]
+    pub endpoint: Option<String>,
+
+    /// Secret in this namespace with keys `accessKey`, `secretKey` and optional
+    /// `securityToken`. Without it, the operator's default credentials are used only
+    /// if the operator allows that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+
+    /// How often to poll ModelArts (Go duration, at least `10s`).
+    #[serde(default = "default_sync_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "duration(self) >= duration('10s')", "message": "syncInterval must be at least 10s"}
+    ]))]
+    pub sync_interval: String,
+
+    /// Nodes requested per page (the `limit` query parameter).
+    #[serde(default = "default_page_size")]
+    #[schemars(range(min = 1, max = 500))]
+    pub page_size: i32,
+
+    /// How many nodes `status.nodes` lists at most (non-`Available` ones first).
+    #[serde(default = "default_max_nodes")]
+    #[schemars(range(min = 0, max = 2000))]
+    pub max_nodes_in_status: i32,
+
+    /// Stop polling and keep the last status.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// A reference to a Secret in the resource's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SecretRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+fn default_sync_interval() -> String {
+    "60s".to_string()
+}
+fn default_page_size() -> i32 {
+    500
+}
+fn default_max_nodes() -> i32 {
+    crate::summary::DEFAULT_MAX_NODES as i32
+}
+
+/// What the operator last observed of the node pool.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelArtsNodePoolStatus {
+    /// The `metadata.generation` this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When ModelArts was last read successfully (refreshed on change, or at the heartbeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+    /// The node data of the last successful sync; absent until the first one.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolSummary>,
+    /// `Synced`, `Healthy` and `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// `metav1.Condition` list as a map keyed by `type`, so server-side apply merges it.
+fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Vec<Condition>>();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("x-kubernetes-list-type".into(), "map".into());
+        obj.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    }
+    schema
+}
+
+/// The CRD as YAML, as `modelarts-operator crd` prints it and `crds/` holds it.
+pub fn crd_yaml() -> crate::Result<String> {
+    use kube::CustomResourceExt;
+    serde_saphyr::to_string(&ModelArtsNodePool::crd())
+        .map_err(|e| crate::Error::invalid("crd", "ModelArtsNodePool", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crd_has_names_columns_and_validation() {
+        let yaml = crd_yaml().unwrap();
+        for needle in [
+            "shortNames:",
+            "- mann",
+            "- modelarts",
+            "x-kubernetes-list-type: map",
+            "has(self.region) != has(self.endpoint)",
+            "duration(self) >= duration('10s')",
+            "priority: 1",
+            "subresources:",
+        ] {
+            assert!(yaml.contains(needle), "CRD lacks {needle:?}:\n{yaml}");
+        }
+    }
+
+    #[test]
+    fn spec_defaults_apply_when_fields_are_absent() {
+        let spec: ModelArtsNodePoolSpec = serde_json::from_value(serde_json::json!({
+            "projectId": "p", "poolName": "x", "nodePoolName": "np", "region": "cn-north-4"
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                spec.sync_interval.as_str(),
+                spec.page_size,
+                spec.max_nodes_in_status,
+                spec.suspend
+            ),
+            ("60s", 500, 200, false)
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! `modelarts-operator inspect`: the operator's job once, for a person at a terminal.
+
+use crate::{
+    client::{ClientOptions, ModelArtsClient, NodePoolRef, PageProgress},
+    credentials::Credentials,
+    crd::ModelArtsNodePoolStatus,
+    endpoint,
+    error::{Error, Result},
+    status::{Outcome, next_status},
+    summary::{DEFAULT_MAX_NODES, PoolSummary},
+    sync::fetch_summary,
+};
+use std::{
+    io::{IsTerminal, Write},
+    time::Duration,
+};
+
+/// Output formats of `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Phase counts, totals and nodes for people.
+    Table,
+    /// Exactly the status object the operator writes.
+    Json,
+    /// The same object as YAML.
+    Yaml,
+}
+
+/// Flags of `modelarts-operator inspect`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("where").required(true).args(["region", "endpoint"])))]
+pub struct InspectArgs {
+    /// IAM project ID of the region.
+    #[arg(long)]
+    pub project_id: String,
+    /// Resource pool ID (the pool's metadata.name).
+    #[arg(long)]
+    pub pool: String,
+    /// Node pool name.
+    #[arg(long)]
+    pub nodepool: String,
+    /// Region ID, e.g. cn-north-4; the public endpoint is derived from it.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Explicit endpoint, e.g. https://modelarts.cn-north-4.myhuaweicloud.com.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Allow a plain http:// endpoint (local simulator); credentials travel in clear.
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Nodes per page (the `limit` query parameter).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub page_size: u32,
+    /// Nodes listed individually at most (non-Available ones are kept first).
+    #[arg(long, default_value_t = DEFAULT_MAX_NODES)]
+    pub max_nodes: usize,
+    /// Timeout of each HTTP request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// Runs `inspect`: reads credentials from the environment, lists every page and prints.
+pub async fn run(args: InspectArgs) -> Result<()> {
+    let url = match (&args.region, &args.endpoint) {
+        (Some(r), None) => endpoint::for_region(r)?,
+        (None, Some(e)) => endpoint::parse(e, "--endpoint", args.allow_http)?,
+        _ => return Err(Error::invalid("--region/--endpoint", "", "give exactly one")),
+    };
+    let creds = Credentials::from_env()?;
+    let client = ModelArtsClient::new(ClientOptions {
+        request_timeout: Duration::from_secs(args.timeout),
+        ..Default::default()
+    })?;
+    let pool = NodePoolRef {
+        project_id: args.project_id.clone(),
+        pool_name: args.pool.clone(),
+        nodepool_name: args.nodepool.clone(),
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |p: PageProgress| report_progress(p, tty);
+    let (summary, stats) =
+        fetch_summary(&client, &url, &creds, &pool, args.page_size, args.max_nodes, &mut progress).await?;
+    if stats.pages > 1 && tty {
+        eprintln!();
+    }
+    let status = next_status(None, None, &Outcome::Synced(summary), jiff::Timestamp::now(), Duration::ZERO);
+    let out = match args.output {
+        OutputFormat::Json => serde_json::to_string_pretty(&status).map_err(|e| Error::InvalidResponse(e.to_string()))? + "\n",
+        OutputFormat::Yaml => serde_saphyr::to_string(&status).map_err(|e| Error::InvalidResponse(e.to_string()))?,
+        OutputFormat::Table => table(&args, &status),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+        .map_err(|e| Error::Io { context: "writing output".into(), source: e })
+}
+
+/// Progress only once paging starts, so a one-page pool prints nothing extra.
+fn report_progress(p: PageProgress, tty: bool) {
+    if p.page < 2 {
+        return;
+    }
+    let remaining = p.remaining.map(|r| format!(", {r} remaining")).unwrap_or_default();
+    if tty {
+        eprint!("\rfetched page {} ({} nodes{remaining})   ", p.page, p.nodes);
+    } else if p.page % 10 == 0 {
+        eprintln!("fetched page {} ({} nodes{remaining})", p.page, p.nodes);
+    }
+}
+
+/// The human view: where, phase counts, resources, conditions and nodes.
+pub fn table(args: &InspectArgs, status: &ModelArtsNodePoolStatus) -> String {
+    let empty = PoolSummary::default();
+    let s = status.pool.as_ref().unwrap_or(&empty);
+    let mut out = String::new();
+    let p = &s.phases;
+    out += &format!("Pool:      {}\nNode pool: {}\nProject:   {}\n", args.pool, args.nodepool, args.project_id);
+    out += &format!(
+        "Nodes:     {} (available {}, creating {}, deleting {}, abnormal {}, checking {}, other {})\n",
+        s.node_count, p.available, p.creating, p.deleting, p.abnormal, p.checking, p.other
+    );
+    for c in &status.conditions {
+        out += &format!("{:<10} {} ({}): {}\n", format!("{}:", c.type_), c.status, c.reason, c.message);
+    }
+    out += "\nRESOURCE                 AVAILABLE        TOTAL\n";
+    let mut keys: Vec<&String> = s.capacity.keys().chain(s.available.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let a = s.available.get(k).map(String::as_str).unwrap_or("0");
+        let t = s.capacity.get(k).map(String::as_str).unwrap_or("0");
+        out += &format!("{k:<24} {a:<16} {t}\n");
+    }
+    if !s.invalid_quantities.is_empty() {
+        out += "\nUnparsable values (left out of the sums):\n";
+        for q in &s.invalid_quantities {
+            out += &format!("  {q}\n");
+        }
+    }
+    out += &format!("\n{:<32} {:<10} {:<14} {:<16} {:<28} {}\n", "NODE", "PHASE", "AZ", "PRIVATE-IP", "FLAVOR", "CPU/MEMORY");
+    for n in &s.nodes {
+        let dash = "-".to_string();
+        let res = format!(
+            "{}/{}",
+            n.resources.get("cpu").unwrap_or(&dash),
+            n.resources.get("memory").unwrap_or(&dash)
+        );
+        out += &format!(
+            "{:<32} {:<10} {:<14} {:<16} {:<28} {}\n",
+            n.name,
+            n.phase,
+            n.az.as_deref().unwrap_or("-"),
+            n.private_ip.as_deref().unwrap_or("-"),
+            n.flavor.as_deref().unwrap_or("-"),
+            res
+        );
+    }
+    if s.omitted_nodes > 0 {
+        out += &format!("... {} more nodes not listed (raise --max-nodes)\n", s.omitted_nodes);
+    }
+    out
+}

@@ -1,0 +1,310 @@
+//! Pure status logic: from the previous status and one sync's outcome to the next
+//! status, and from two statuses to the events their difference deserves.
+//!
+//! Events are derived from persisted status rather than from memory, so an operator
+//! restart (or a second replica) never repeats them.
+
+use crate::{crd::ModelArtsNodePoolStatus, summary::PoolSummary};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::time::Duration;
+
+/// Condition: the last fetch from ModelArts succeeded.
+pub const SYNCED: &str = "Synced";
+/// Condition: no node is `Abnormal`.
+pub const HEALTHY: &str = "Healthy";
+/// Condition: synced and healthy.
+pub const READY: &str = "Ready";
+
+/// How many node names a message or event lists before saying "and N more".
+const NAMES_IN_MESSAGE: usize = 10;
+
+/// What one sync produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every page was read and summarized.
+    Synced(PoolSummary),
+    /// The sync failed; `reason` is a CamelCase condition reason.
+    Failed {
+        /// e.g. `AuthenticationFailed`, `Throttled`.
+        reason: String,
+        /// Human text with the ModelArts code, message and request id.
+        message: String,
+    },
+    /// `spec.suspend` is set: nothing was fetched.
+    Suspended,
+}
+
+/// Computes the next status. `heartbeat` bounds how stale `lastSyncTime` may get
+/// while nothing else changes, so an unchanged pool costs no write in between.
+pub fn next_status(
+    prev: Option<&ModelArtsNodePoolStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    now: Timestamp,
+    heartbeat: Duration,
+) -> ModelArtsNodePoolStatus {
+    let empty = ModelArtsNodePoolStatus::default();
+    let prev = prev.unwrap_or(&empty);
+    let mut next = ModelArtsNodePoolStatus { observed_generation: generation, ..prev.clone() };
+    let (synced, healthy_from): (Condition, Option<&PoolSummary>) = match outcome {
+        Outcome::Synced(summary) => {
+            next.pool = Some(summary.clone());
+            let msg = format!("Listed {} nodes from ModelArts", summary.node_count);
+            (cond(SYNCED, "True", "Synced", &msg), Some(summary))
+        }
+        Outcome::Failed { reason, message } => {
+            let msg = match &prev.last_sync_time {
+                Some(t) => format!("{message}; showing node data from the last successful sync at {t}"),
+                None => format!("{message}; no successful sync yet"),
+            };
+            (cond(SYNCED, "False", reason, &msg), prev.pool.as_ref())
+        }
+        Outcome::Suspended => {
+            let msg = match &prev.last_sync_time {
+                Some(t) => format!("Polling is suspended (spec.suspend); node data is from {t}"),
+                None => "Polling is suspended (spec.suspend); no sync yet".to_string(),
+            };
+            (cond(SYNCED, "Unknown", "Suspended", &msg), prev.pool.as_ref())
+        }
+    };
+    let healthy = match healthy_from {
+        None => cond(HEALTHY, "Unknown", "NotSynced", "Node pool not read yet"),
+        Some(s) if s.phases.abnormal == 0 => cond(HEALTHY, "True", "NoAbnormalNodes", "No node is Abnormal"),
+        Some(s) => cond(
+            HEALTHY,
+            "False",
+            "NodesAbnormal",
+            &format!("{} of {} nodes Abnormal: {}", s.phases.abnormal, s.node_count, names(&s.abnormal_nodes, s.phases.abnormal)),
+        ),
+    };
+    let ready = match (synced.status.as_str(), healthy.status.as_str()) {
+        ("True", "True") => cond(READY, "True", "Ready", "Node pool synced and healthy"),
+        ("True", _) => cond(READY, "False", &healthy.reason, &healthy.message),
+        _ => cond(READY, "False", &synced.reason, &synced.message),
+    };
+    let conditions = [synced, healthy, ready]
+        .into_iter()
+        .map(|c| carry_transition_time(c, &prev.conditions, generation, now))
+        .collect();
+    next.conditions = conditions;
+
+    if matches!(outcome, Outcome::Synced(_)) {
+        let mut candidate = next.clone();
+        candidate.last_sync_time = prev.last_sync_time.clone();
+        let stale = prev.last_sync_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok()).is_none_or(|t| {
+            now.duration_since(t).unsigned_abs() >= heartbeat
+        });
+        next.last_sync_time =
+            if candidate != *prev || stale { Some(rfc3339(now)) } else { prev.last_sync_time.clone() };
+    }
+    next
+}
+
+/// An RFC 3339 timestamp with second precision, as Kubernetes writes them.
+pub fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.chars().take(32 * 1024).collect(),
+        observed_generation: None,
+        last_transition_time: Time(Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// Keeps `lastTransitionTime` unless the condition's status flipped.
+fn carry_transition_time(mut c: Condition, prev: &[Condition], generation: Option<i64>, now: Timestamp) -> Condition {
+    c.observed_generation = generation;
+    c.last_transition_time = match prev.iter().find(|p| p.type_ == c.type_) {
+        Some(p) if p.status == c.status => p.last_transition_time.clone(),
+        _ => Time(now.round(jiff::Unit::Second).unwrap_or(now)),
+    };
+    c
+}
+
+fn names(list: &[String], total: i64) -> String {
+    let shown: Vec<&str> = list.iter().take(NAMES_IN_MESSAGE).map(String::as_str).collect();
+    let more = total - shown.len() as i64;
+    if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+}
+
+/// Looks a condition up by type.
+pub fn condition<'a>(status: &'a ModelArtsNodePoolStatus, type_: &str) -> Option<&'a Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// An event the transition from one status to the next deserves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// `Warning` or `Normal`.
+    pub warning: bool,
+    /// CamelCase reason, e.g. `NodeAbnormal`.
+    pub reason: &'static str,
+    /// Human text.
+    pub note: String,
+}
+
+/// Events for what changed between two statuses: nodes turning Abnormal or recovering,
+/// and syncing starting to fail or recovering. Nothing for an unchanged pair.
+pub fn transitions(prev: Option<&ModelArtsNodePoolStatus>, next: &ModelArtsNodePoolStatus) -> Vec<Transition> {
+    let mut out = Vec::new();
+    let was = |t| prev.and_then(|p| condition(p, t)).map(|c| c.status.as_str());
+    let now = |t| condition(next, t).map(|c| c.status.as_str());
+    if now(SYNCED) == Some("False") && was(SYNCED) != Some("False") {
+        let c = condition(next, SYNCED).map(|c| (c.reason.clone(), c.message.clone())).unwrap_or_default();
+        out.push(Transition { warning: true, reason: "SyncFailed", note: format!("{}: {}", c.0, c.1) });
+    }
+    if now(SYNCED) == Some("True") && was(SYNCED) == Some("False") {
+        out.push(Transition { warning: false, reason: "SyncRecovered", note: "Listing ModelArts nodes works again".into() });
+    }
+    let old: Vec<&String> = prev.and_then(|p| p.pool.as_ref()).map(|p| p.abnormal_nodes.iter().collect()).unwrap_or_default();
+    let Some(new_pool) = next.pool.as_ref() else { return out };
+    let turned: Vec<String> = new_pool.abnormal_nodes.iter().filter(|n| !old.contains(n)).cloned().collect();
+    let recovered: Vec<String> = old.iter().filter(|n| !new_pool.abnormal_nodes.contains(n)).map(|n| (*n).clone()).collect();
+    if !turned.is_empty() {
+        let plural = if turned.len() == 1 { "node" } else { "nodes" };
+        out.push(Transition {
+            warning: true,
+            reason: "NodeAbnormal",
+            note: format!("{} {plural} turned Abnormal: {}", turned.len(), names(&turned, turned.len() as i64)),
+        });
+    }
+    if !recovered.is_empty() {
+        let plural = if recovered.len() == 1 { "node" } else { "nodes" };
+        out.push(Transition {
+            warning: false,
+            reason: "NodeRecovered",
+            note: format!(
+                "{} {plural} no longer Abnormal: {}",
+                recovered.len(),
+                names(&recovered, recovered.len() as i64)
+            ),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{model::Node, summary::summarize};
+
+    const HB: Duration = Duration::from_secs(300);
+
+    fn pool(abnormal: &[&str], healthy: usize) -> PoolSummary {
+        let mut nodes = Vec::new();
+        for n in abnormal {
+            let mut node = Node::default();
+            node.metadata.name = n.to_string();
+            node.status.phase = crate::model::NodePhase::Abnormal;
+            nodes.push(node);
+        }
+        for i in 0..healthy {
+            let mut node = Node::default();
+            node.metadata.name = format!("ok-{i}");
+            node.status.phase = crate::model::NodePhase::Available;
+            node.status.resources.insert("cpu".into(), "1".into());
+            nodes.push(node);
+        }
+        summarize(&nodes, 200)
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn status_of<'a>(s: &'a ModelArtsNodePoolStatus, ty: &str) -> (&'a str, &'a str) {
+        let c = condition(s, ty).unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn first_sync_sets_all_conditions() {
+        let s = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
+        assert_eq!(status_of(&s, SYNCED), ("True", "Synced"));
+        assert_eq!(status_of(&s, HEALTHY), ("True", "NoAbnormalNodes"));
+        assert_eq!(status_of(&s, READY), ("True", "Ready"));
+        assert_eq!(s.last_sync_time.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(condition(&s, READY).unwrap().observed_generation, Some(1));
+    }
+
+    #[test]
+    fn an_unchanged_pool_yields_an_identical_status_until_the_heartbeat() {
+        let o = Outcome::Synced(pool(&[], 3));
+        let a = next_status(None, Some(1), &o, t("2026-01-01T00:00:00Z"), HB);
+        let b = next_status(Some(&a), Some(1), &o, t("2026-01-01T00:01:00Z"), HB);
+        assert_eq!(a, b, "no write needed");
+        let c = next_status(Some(&b), Some(1), &o, t("2026-01-01T00:05:00Z"), HB);
+        assert_eq!(c.last_sync_time.as_deref(), Some("2026-01-01T00:05:00Z"));
+        assert_eq!(c.conditions, a.conditions, "transition times kept");
+    }
+
+    #[test]
+    fn a_change_refreshes_last_sync_time() {
+        let a = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
+        let b = next_status(Some(&a), Some(1), &Outcome::Synced(pool(&[], 4)), t("2026-01-01T00:01:00Z"), HB);
+        assert_eq!(b.last_sync_time.as_deref(), Some("2026-01-01T00:01:00Z"));
+    }
+
+    #[test]
+    fn failure_keeps_the_last_good_data_and_says_how_old_it_is() {
+        let a = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
+        let fail = Outcome::Failed { reason: "Throttled".into(), message: "APIGW.0308: too many".into() };
+        let b = next_status(Some(&a), Some(1), &fail, t("2026-01-01T00:01:00Z"), HB);
+        assert_eq!(b.pool, a.pool);
+        assert_eq!(b.last_sync_time, a.last_sync_time);
+        assert_eq!(status_of(&b, SYNCED), ("False", "Throttled"));
+        assert_eq!(status_of(&b, READY), ("False", "Throttled"));
+        assert_eq!(status_of(&b, HEALTHY), ("True", "NoAbnormalNodes"));
+        let msg = &condition(&b, SYNCED).unwrap().message;
+        assert!(msg.contains("APIGW.0308") && msg.contains("2026-01-01T00:00:00Z"), "{msg}");
+        assert_eq!(condition(&b, SYNCED).unwrap().last_transition_time.0, t("2026-01-01T00:01:00Z"));
+        let again = next_status(Some(&b), Some(1), &fail, t("2026-01-01T00:02:00Z"), HB);
+        assert_eq!(again, b, "a persisting failure writes nothing new");
+        assert_eq!(transitions(Some(&a), &b).len(), 1);
+        assert!(transitions(Some(&b), &again).is_empty());
+    }
+
+    #[test]
+    fn abnormal_nodes_make_it_unhealthy_and_emit_one_event_each_way() {
+        let a = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
+        let b = next_status(Some(&a), Some(1), &Outcome::Synced(pool(&["gpu-7"], 3)), t("2026-01-01T00:01:00Z"), HB);
+        assert_eq!(status_of(&b, HEALTHY), ("False", "NodesAbnormal"));
+        assert_eq!(status_of(&b, READY), ("False", "NodesAbnormal"));
+        assert!(condition(&b, HEALTHY).unwrap().message.contains("gpu-7"));
+        let ev = transitions(Some(&a), &b);
+        assert_eq!(ev, vec![Transition { warning: true, reason: "NodeAbnormal", note: "1 node turned Abnormal: gpu-7".into() }]);
+        let c = next_status(Some(&b), Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:02:00Z"), HB);
+        let ev = transitions(Some(&b), &c);
+        assert_eq!(ev.len(), 1);
+        assert_eq!((ev[0].warning, ev[0].reason), (false, "NodeRecovered"));
+        assert!(transitions(Some(&c), &c).is_empty());
+    }
+
+    #[test]
+    fn failure_before_any_sync_has_unknown_health() {
+        let fail = Outcome::Failed { reason: "CredentialsNotFound".into(), message: "Secret x not found".into() };
+        let s = next_status(None, Some(2), &fail, t("2026-01-01T00:00:00Z"), HB);
+        assert_eq!(s.pool, None);
+        assert_eq!(status_of(&s, HEALTHY), ("Unknown", "NotSynced"));
+        assert_eq!(status_of(&s, READY), ("False", "CredentialsNotFound"));
+        assert_eq!(transitions(None, &s)[0].reason, "SyncFailed");
+    }
+
+    #[test]
+    fn suspend_keeps_data_and_marks_synced_unknown() {
+        let a = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
+        let s = next_status(Some(&a), Some(2), &Outcome::Suspended, t("2026-01-01T00:03:00Z"), HB);
+        assert_eq!(s.pool, a.pool);
+        assert_eq!(s.last_sync_time, a.last_sync_time);
+        assert_eq!(status_of(&s, SYNCED), ("Unknown", "Suspended"));
+        assert_eq!(s.observed_generation, Some(2));
+        assert!(transitions(Some(&a), &s).is_empty());
+    }
+}
