@@ -28,32 +28,27 @@ pub fn escape(s: &str) -> String {
     utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
-/// The canonical URI: each segment decoded then re-escaped, with a trailing `/`.
+/// The canonical URI: the path decoded, split on `/`, each segment re-escaped, with a
+/// trailing `/`, as the official Python SDK does (so an encoded `%2F` counts as a slash).
 ///
 /// The request itself is sent without that extra slash.
 pub fn canonical_uri(path: &str) -> String {
-    let mut out = path
-        .split('/')
-        .map(|seg| escape(&percent_decode_str(seg).decode_utf8_lossy()))
-        .collect::<Vec<_>>()
-        .join("/");
+    let decoded = percent_decode_str(path).decode_utf8_lossy();
+    let mut out = decoded.split('/').map(escape).collect::<Vec<_>>().join("/");
     if !out.ends_with('/') {
         out.push('/');
     }
     out
 }
 
-/// The canonical query string from raw (unescaped) pairs: escaped, sorted by key and
-/// then value, `k=v` joined with `&`. The client sends exactly this string.
+/// The canonical query string from raw (unescaped) pairs: sorted by raw key and then
+/// raw value (the official SDKs' order), escaped, `k=v` joined with `&`. The client
+/// sends exactly this string.
 pub fn canonical_query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
-    let mut escaped: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (escape(k.as_ref()), escape(v.as_ref())))
-        .collect();
-    escaped.sort();
-    escaped
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+    let mut raw: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    raw.sort();
+    raw.iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -386,6 +381,13 @@ mod tests {
             q,
             "enable=true&limit=1&multi=1&multi=2&multi=3&path=%2Ftmp%2F123&test=%E4%B8%80%20%28%26%3D%3F%21%23%25.%2A%29"
         );
+    }
+
+    #[test]
+    fn sorts_raw_pairs_before_escaping_like_the_python_sdk() {
+        // Escaped, "é" would become "%C3%A9" and sort before "a"; raw, it sorts after.
+        assert_eq!(canonical_query(&[("é", "1"), ("a", "2")]), "a=2&%C3%A9=1");
+        assert_eq!(canonical_uri("/v2/a%2Fb/nodes"), "/v2/a/b/nodes/");
     }
 
     #[test]
