@@ -1,12 +1,283 @@
-//! A ModelArts-compatible HTTP server for demos and tests (placeholder: being written).
+//! A ModelArts-compatible HTTP server for demos and tests (`modelarts-operator simulate`).
+//!
+//! Serves the v2 pool, node-pool and node-list routes from a data file (or the embedded
+//! demo data), verifies `SDK-HMAC-SHA256` and `X-Auth-Token` like the API gateway, injects
+//! faults on demand and exposes an unauthenticated `/_sim` control API for tests.
 
-use crate::Result;
+mod api;
+pub mod auth;
+mod control;
+pub mod data;
+pub mod faults;
+pub mod generate;
+pub mod paging;
+mod server;
+pub mod state;
+pub mod world;
+
+pub use auth::Lockout;
+pub use data::{
+    CredentialSpec, DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODE,
+    DEMO_NODEPOOL, DEMO_NPU_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, DEMO_TOKEN, GenerateSpec,
+    NodePoolSpec, PoolSpec, ProjectSpec, SimData,
+};
+pub use faults::{Fault, FaultKind, FaultSpec};
+pub use paging::{ContinueToken, MAX_LIMIT};
+pub use state::{RequestRecord, SimState, Stats};
+pub use world::{NodePatch, StateError};
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// Flags of `modelarts-operator simulate`.
 #[derive(Debug, clap::Args)]
-pub struct SimulateArgs {}
+pub struct SimulateArgs {
+    /// Data file (YAML; JSON if it ends in .json). Default: the embedded demo data.
+    #[arg(long, value_name = "FILE", env = "MODELARTS_SIM_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on. The control API is unauthenticated: keep it on loopback.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Port to listen on (0 = pick a free one).
+    #[arg(long, default_value_t = 18080)]
+    pub port: u16,
+    /// Accept every request without authentication.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Add a generated node pool, e.g. `0123.../pool-.../big=20000` (repeatable).
+    #[arg(long = "generate", value_name = "PROJECT/POOL/NODEPOOL=COUNT")]
+    pub generate: Vec<String>,
+    /// Start with a fault, e.g. `throttle:retryAfter=2,times=3` or `serverError:status=503,fromPage=2`
+    /// (types: latency, throttle, serverError, malformedJson, truncatedJson, repeatContinue, ignoreLimit).
+    #[arg(long = "fault", value_name = "TYPE[:key=value,...]")]
+    pub faults: Vec<String>,
+    /// Consecutive AK/SK failures that lock an access key (0 = never lock).
+    #[arg(long, default_value_t = 5)]
+    pub lockout_failures: u32,
+    /// How long a locked access key stays locked, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub lockout_seconds: u64,
+    /// Print the embedded demo data (a starting point for --data) and exit.
+    #[arg(long)]
+    pub print_default_data: bool,
+}
+
+/// How a simulator runs.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Listen address (default 127.0.0.1).
+    pub bind: IpAddr,
+    /// Listen port (default 0: ephemeral, as tests want).
+    pub port: u16,
+    /// Whether requests must authenticate (default true).
+    pub auth: bool,
+    /// AK lockout policy; `None` never locks (default 5 failures → 5 minutes).
+    pub lockout: Option<Lockout>,
+    /// Largest accepted `X-Sdk-Date` skew (default 15 minutes).
+    pub max_clock_skew: Duration,
+    /// Faults active from the start.
+    pub faults: Vec<Fault>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            auth: true,
+            lockout: Some(Lockout::default()),
+            max_clock_skew: Duration::from_secs(15 * 60),
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// Entry point of the in-process simulator.
+#[derive(Debug)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Validates the data, binds the port and starts serving in the background.
+    pub async fn start(data: SimData, opts: SimOptions) -> Result<SimHandle> {
+        data.validate()?;
+        let auth = auth::Authenticator::new(
+            data.credentials.clone(),
+            data.tokens.clone(),
+            opts.lockout,
+            opts.max_clock_skew,
+        );
+        let state = Arc::new(SimState::new(
+            world::World::from_data(data),
+            auth,
+            opts.faults,
+            opts.auth,
+        ));
+        let wanted = SocketAddr::new(opts.bind, opts.port);
+        let io = |context: String| move |source| Error::Io { context, source };
+        let listener = tokio::net::TcpListener::bind(wanted)
+            .await
+            .map_err(io(format!("binding {wanted}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(io(format!("reading the address bound for {wanted}")))?;
+        let app = server::router(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(SimHandle {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running simulator; dropping it stops the server too.
+#[derive(Debug)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    state: Arc<SimState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl SimHandle {
+    /// Base URL, e.g. `http://127.0.0.1:18080`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Direct access to data, faults, credentials and statistics.
+    pub fn state(&self) -> &Arc<SimState> {
+        &self.state
+    }
+
+    /// Stops accepting, lets in-flight requests finish (at most 5 s) and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            match tokio::time::timeout(Duration::from_secs(5), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "simulator server ended with an error"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "simulator server task failed"),
+                Err(_) => {
+                    tracing::warn!("simulator did not drain within 5s; aborting");
+                    abort.abort();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
 
 /// Runs the simulator until SIGINT/SIGTERM.
-pub async fn run(_args: SimulateArgs) -> Result<()> {
+pub async fn run(args: SimulateArgs) -> Result<()> {
+    init_tracing();
+    if args.print_default_data {
+        print!("{}", SimData::embedded_default_text());
+        return Ok(());
+    }
+    let mut data = match &args.data {
+        Some(path) => SimData::from_file(path)?,
+        None => SimData::embedded_default(),
+    };
+    for g in &args.generate {
+        data = data.apply_generate_flag(g)?;
+    }
+    let faults = args
+        .faults
+        .iter()
+        .map(|f| Fault::parse_flag(f))
+        .collect::<Result<Vec<_>>>()?;
+    if !args.bind.is_loopback() {
+        tracing::warn!(bind = %args.bind, "not loopback: the unauthenticated /_sim control API is reachable");
+    }
+    let lockout = (args.lockout_failures > 0).then(|| Lockout {
+        failures: args.lockout_failures,
+        duration: Duration::from_secs(args.lockout_seconds),
+    });
+    let opts = SimOptions {
+        bind: args.bind,
+        port: args.port,
+        auth: !args.no_auth,
+        lockout,
+        faults,
+        ..Default::default()
+    };
+    let handle = Simulator::start(data, opts).await?;
+    announce(&handle.endpoint()).map_err(|source| Error::Io {
+        context: "writing to stdout".into(),
+        source,
+    })?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    handle.shutdown().await;
     Ok(())
+}
+
+/// The single stdout line scripts parse.
+fn announce(endpoint: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "simulator listening on {endpoint}")?;
+    out.flush()
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Fails only if a subscriber is already installed (e.g. by main), which is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the simulator");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
