@@ -12,6 +12,8 @@ pub const GROUP: &str = "modelarts-operator.io";
 pub const API_VERSION: &str = "modelarts-operator.io/v1alpha1";
 
 /// A ModelArts Lite node pool to mirror into this resource's status.
+// kube's derive takes one `printcolumn(...)` per column; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "modelarts-operator.io",
@@ -237,5 +239,72 @@ mod tests {
             ),
             ("60s", 500, 200, false)
         );
+    }
+}
+
+/// Parses a Go-style duration (`90s`, `1m30s`, `1.5h`, `250ms`), as `spec.syncInterval` takes.
+pub fn parse_duration(field: &str, s: &str) -> crate::Result<std::time::Duration> {
+    let bad = |why: &str| crate::Error::invalid(field, s, why);
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad("empty duration"));
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_end);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| bad("expected a number before each unit"))?;
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_end);
+        let scale = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad("units are ms, s, m and h, e.g. 90s or 1m30s")),
+        };
+        total += value * scale;
+        rest = next;
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad("out of range"))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("f", "60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("f", "1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("f", "1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("f", "250ms").unwrap(), Duration::from_millis(250));
+        let e = parse_duration("spec.syncInterval", "10 minutes")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.syncInterval") && e.contains("10 minutes"), "{e}");
+        assert!(parse_duration("f", "").is_err());
+        assert!(parse_duration("f", "5").is_err());
+    }
+
+    #[test]
+    fn status_without_pool_data_reads_back_as_none() {
+        let s: ModelArtsNodePoolStatus =
+            serde_json::from_value(serde_json::json!({"observedGeneration": 1, "conditions": []})).unwrap();
+        assert_eq!(s.pool, None);
+        let full = ModelArtsNodePoolStatus {
+            pool: Some(PoolSummary::default()),
+            ..Default::default()
+        };
+        let back: ModelArtsNodePoolStatus =
+            serde_json::from_value(serde_json::to_value(&full).unwrap()).unwrap();
+        assert_eq!(back, full);
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::{
     client::{ClientOptions, ModelArtsClient, NodePoolRef, PageProgress},
-    credentials::Credentials,
     crd::ModelArtsNodePoolStatus,
+    credentials::Credentials,
     endpoint,
     error::{Error, Result},
     status::{Outcome, next_status},
@@ -81,22 +81,43 @@ pub async fn run(args: InspectArgs) -> Result<()> {
     };
     let tty = std::io::stderr().is_terminal();
     let mut progress = |p: PageProgress| report_progress(p, tty);
-    let (summary, stats) =
-        fetch_summary(&client, &url, &creds, &pool, args.page_size, args.max_nodes, &mut progress).await?;
+    let (summary, stats) = fetch_summary(
+        &client,
+        &url,
+        &creds,
+        &pool,
+        args.page_size,
+        args.max_nodes,
+        &mut progress,
+    )
+    .await?;
     if stats.pages > 1 && tty {
         eprintln!();
     }
-    let status = next_status(None, None, &Outcome::Synced(summary), jiff::Timestamp::now(), Duration::ZERO);
+    let status = next_status(
+        None,
+        None,
+        &Outcome::Synced(Box::new(summary)),
+        jiff::Timestamp::now(),
+        Duration::ZERO,
+    );
     let out = match args.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&status).map_err(|e| Error::InvalidResponse(e.to_string()))? + "\n",
-        OutputFormat::Yaml => serde_saphyr::to_string(&status).map_err(|e| Error::InvalidResponse(e.to_string()))?,
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(&status).map_err(|e| Error::InvalidResponse(e.to_string()))? + "\n"
+        }
+        OutputFormat::Yaml => {
+            serde_saphyr::to_string(&status).map_err(|e| Error::InvalidResponse(e.to_string()))?
+        }
         OutputFormat::Table => table(&args, &status),
     };
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(out.as_bytes())
         .and_then(|_| stdout.flush())
-        .map_err(|e| Error::Io { context: "writing output".into(), source: e })
+        .map_err(|e| Error::Io {
+            context: "writing output".into(),
+            source: e,
+        })
 }
 
 /// Progress only once paging starts, so a one-page pool prints nothing extra.
@@ -104,10 +125,13 @@ fn report_progress(p: PageProgress, tty: bool) {
     if p.page < 2 {
         return;
     }
-    let remaining = p.remaining.map(|r| format!(", {r} remaining")).unwrap_or_default();
+    let remaining = p
+        .remaining
+        .map(|r| format!(", {r} remaining"))
+        .unwrap_or_default();
     if tty {
         eprint!("\rfetched page {} ({} nodes{remaining})   ", p.page, p.nodes);
-    } else if p.page % 10 == 0 {
+    } else if p.page.is_multiple_of(10) {
         eprintln!("fetched page {} ({} nodes{remaining})", p.page, p.nodes);
     }
 }
@@ -118,13 +142,22 @@ pub fn table(args: &InspectArgs, status: &ModelArtsNodePoolStatus) -> String {
     let s = status.pool.as_ref().unwrap_or(&empty);
     let mut out = String::new();
     let p = &s.phases;
-    out += &format!("Pool:      {}\nNode pool: {}\nProject:   {}\n", args.pool, args.nodepool, args.project_id);
+    out += &format!(
+        "Pool:      {}\nNode pool: {}\nProject:   {}\n",
+        args.pool, args.nodepool, args.project_id
+    );
     out += &format!(
         "Nodes:     {} (available {}, creating {}, deleting {}, abnormal {}, checking {}, other {})\n",
         s.node_count, p.available, p.creating, p.deleting, p.abnormal, p.checking, p.other
     );
     for c in &status.conditions {
-        out += &format!("{:<10} {} ({}): {}\n", format!("{}:", c.type_), c.status, c.reason, c.message);
+        out += &format!(
+            "{:<10} {} ({}): {}\n",
+            format!("{}:", c.type_),
+            c.status,
+            c.reason,
+            c.message
+        );
     }
     out += "\nRESOURCE                 AVAILABLE        TOTAL\n";
     let mut keys: Vec<&String> = s.capacity.keys().chain(s.available.keys()).collect();
@@ -141,7 +174,10 @@ pub fn table(args: &InspectArgs, status: &ModelArtsNodePoolStatus) -> String {
             out += &format!("  {q}\n");
         }
     }
-    out += &format!("\n{:<32} {:<10} {:<14} {:<16} {:<28} {}\n", "NODE", "PHASE", "AZ", "PRIVATE-IP", "FLAVOR", "CPU/MEMORY");
+    out += &format!(
+        "\n{:<32} {:<10} {:<14} {:<16} {:<28} {}\n",
+        "NODE", "PHASE", "AZ", "PRIVATE-IP", "FLAVOR", "CPU/MEMORY"
+    );
     for n in &s.nodes {
         let dash = "-".to_string();
         let res = format!(
@@ -160,7 +196,10 @@ pub fn table(args: &InspectArgs, status: &ModelArtsNodePoolStatus) -> String {
         );
     }
     if s.omitted_nodes > 0 {
-        out += &format!("... {} more nodes not listed (raise --max-nodes)\n", s.omitted_nodes);
+        out += &format!(
+            "... {} more nodes not listed (raise --max-nodes)\n",
+            s.omitted_nodes
+        );
     }
     out
 }

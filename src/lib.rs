@@ -4,17 +4,21 @@
 //! ([`client`]) → a pure [`summary`] → status, events and metrics.
 
 pub mod client;
+pub mod controller;
 pub mod crd;
 pub mod credentials;
 pub mod endpoint;
-pub mod inspect;
 pub mod error;
+pub mod inspect;
+pub mod metrics;
 pub mod model;
 pub mod quantity;
+pub mod server;
 pub mod signer;
 pub mod simulator;
 pub mod status;
 pub mod summary;
 pub mod sync;
+pub mod telemetry;
 
 pub use error::{ApiError, Error, Result};

@@ -1,7 +1,7 @@
 //! The `modelarts-operator` command: `run`, `inspect`, `simulate`, `crd`.
 
 use clap::{Parser, Subcommand};
-use modelarts_operator::{crd, inspect, simulator};
+use modelarts_operator::{controller, crd, inspect, simulator};
 use std::process::ExitCode;
 
 /// Mirrors Huawei Cloud ModelArts Lite node pools into Kubernetes.
@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: watch ModelArtsNodePools and keep their status in sync.
+    Run(controller::RunArgs),
     /// Read one node pool once and print its summary (the status the operator would write).
     Inspect(inspect::InspectArgs),
     /// Print the ModelArtsNodePool CustomResourceDefinition as YAML.
@@ -26,6 +28,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => controller::run(args).await,
         Command::Simulate(args) => simulator::run(args).await,
         Command::Inspect(args) => inspect::run(args).await,
         Command::Crd => crd::crd_yaml().map(|y| print!("{y}")),

@@ -23,7 +23,7 @@ const NAMES_IN_MESSAGE: usize = 10;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Every page was read and summarized.
-    Synced(PoolSummary),
+    Synced(Box<PoolSummary>),
     /// The sync failed; `reason` is a CamelCase condition reason.
     Failed {
         /// e.g. `AuthenticationFailed`, `Throttled`.
@@ -46,10 +46,13 @@ pub fn next_status(
 ) -> ModelArtsNodePoolStatus {
     let empty = ModelArtsNodePoolStatus::default();
     let prev = prev.unwrap_or(&empty);
-    let mut next = ModelArtsNodePoolStatus { observed_generation: generation, ..prev.clone() };
+    let mut next = ModelArtsNodePoolStatus {
+        observed_generation: generation,
+        ..prev.clone()
+    };
     let (synced, healthy_from): (Condition, Option<&PoolSummary>) = match outcome {
         Outcome::Synced(summary) => {
-            next.pool = Some(summary.clone());
+            next.pool = Some(summary.as_ref().clone());
             let msg = format!("Listed {} nodes from ModelArts", summary.node_count);
             (cond(SYNCED, "True", "Synced", &msg), Some(summary))
         }
@@ -75,7 +78,12 @@ pub fn next_status(
             HEALTHY,
             "False",
             "NodesAbnormal",
-            &format!("{} of {} nodes Abnormal: {}", s.phases.abnormal, s.node_count, names(&s.abnormal_nodes, s.phases.abnormal)),
+            &format!(
+                "{} of {} nodes Abnormal: {}",
+                s.phases.abnormal,
+                s.node_count,
+                names(&s.abnormal_nodes, s.phases.abnormal)
+            ),
         ),
     };
     let ready = match (synced.status.as_str(), healthy.status.as_str()) {
@@ -92,11 +100,16 @@ pub fn next_status(
     if matches!(outcome, Outcome::Synced(_)) {
         let mut candidate = next.clone();
         candidate.last_sync_time = prev.last_sync_time.clone();
-        let stale = prev.last_sync_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok()).is_none_or(|t| {
-            now.duration_since(t).unsigned_abs() >= heartbeat
-        });
-        next.last_sync_time =
-            if candidate != *prev || stale { Some(rfc3339(now)) } else { prev.last_sync_time.clone() };
+        let stale = prev
+            .last_sync_time
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .is_none_or(|t| now.duration_since(t).unsigned_abs() >= heartbeat);
+        next.last_sync_time = if candidate != *prev || stale {
+            Some(rfc3339(now))
+        } else {
+            prev.last_sync_time.clone()
+        };
     }
     next
 }
@@ -118,7 +131,12 @@ fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
 }
 
 /// Keeps `lastTransitionTime` unless the condition's status flipped.
-fn carry_transition_time(mut c: Condition, prev: &[Condition], generation: Option<i64>, now: Timestamp) -> Condition {
+fn carry_transition_time(
+    mut c: Condition,
+    prev: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
     c.observed_generation = generation;
     c.last_transition_time = match prev.iter().find(|p| p.type_ == c.type_) {
         Some(p) if p.status == c.status => p.last_transition_time.clone(),
@@ -130,7 +148,11 @@ fn carry_transition_time(mut c: Condition, prev: &[Condition], generation: Optio
 fn names(list: &[String], total: i64) -> String {
     let shown: Vec<&str> = list.iter().take(NAMES_IN_MESSAGE).map(String::as_str).collect();
     let more = total - shown.len() as i64;
-    if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
 }
 
 /// Looks a condition up by type.
@@ -151,27 +173,58 @@ pub struct Transition {
 
 /// Events for what changed between two statuses: nodes turning Abnormal or recovering,
 /// and syncing starting to fail or recovering. Nothing for an unchanged pair.
-pub fn transitions(prev: Option<&ModelArtsNodePoolStatus>, next: &ModelArtsNodePoolStatus) -> Vec<Transition> {
+pub fn transitions(
+    prev: Option<&ModelArtsNodePoolStatus>,
+    next: &ModelArtsNodePoolStatus,
+) -> Vec<Transition> {
     let mut out = Vec::new();
     let was = |t| prev.and_then(|p| condition(p, t)).map(|c| c.status.as_str());
     let now = |t| condition(next, t).map(|c| c.status.as_str());
     if now(SYNCED) == Some("False") && was(SYNCED) != Some("False") {
-        let c = condition(next, SYNCED).map(|c| (c.reason.clone(), c.message.clone())).unwrap_or_default();
-        out.push(Transition { warning: true, reason: "SyncFailed", note: format!("{}: {}", c.0, c.1) });
+        let c = condition(next, SYNCED)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_default();
+        out.push(Transition {
+            warning: true,
+            reason: "SyncFailed",
+            note: format!("{}: {}", c.0, c.1),
+        });
     }
     if now(SYNCED) == Some("True") && was(SYNCED) == Some("False") {
-        out.push(Transition { warning: false, reason: "SyncRecovered", note: "Listing ModelArts nodes works again".into() });
+        out.push(Transition {
+            warning: false,
+            reason: "SyncRecovered",
+            note: "Listing ModelArts nodes works again".into(),
+        });
     }
-    let old: Vec<&String> = prev.and_then(|p| p.pool.as_ref()).map(|p| p.abnormal_nodes.iter().collect()).unwrap_or_default();
-    let Some(new_pool) = next.pool.as_ref() else { return out };
-    let turned: Vec<String> = new_pool.abnormal_nodes.iter().filter(|n| !old.contains(n)).cloned().collect();
-    let recovered: Vec<String> = old.iter().filter(|n| !new_pool.abnormal_nodes.contains(n)).map(|n| (*n).clone()).collect();
+    let old: Vec<&String> = prev
+        .and_then(|p| p.pool.as_ref())
+        .map(|p| p.abnormal_nodes.iter().collect())
+        .unwrap_or_default();
+    let Some(new_pool) = next.pool.as_ref() else {
+        return out;
+    };
+    let turned: Vec<String> = new_pool
+        .abnormal_nodes
+        .iter()
+        .filter(|n| !old.contains(n))
+        .cloned()
+        .collect();
+    let recovered: Vec<String> = old
+        .iter()
+        .filter(|n| !new_pool.abnormal_nodes.contains(n))
+        .map(|n| (*n).clone())
+        .collect();
     if !turned.is_empty() {
         let plural = if turned.len() == 1 { "node" } else { "nodes" };
         out.push(Transition {
             warning: true,
             reason: "NodeAbnormal",
-            note: format!("{} {plural} turned Abnormal: {}", turned.len(), names(&turned, turned.len() as i64)),
+            note: format!(
+                "{} {plural} turned Abnormal: {}",
+                turned.len(),
+                names(&turned, turned.len() as i64)
+            ),
         });
     }
     if !recovered.is_empty() {
@@ -225,7 +278,13 @@ mod tests {
 
     #[test]
     fn first_sync_sets_all_conditions() {
-        let s = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
+        let s = next_status(
+            None,
+            Some(1),
+            &Outcome::Synced(Box::new(pool(&[], 3))),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
         assert_eq!(status_of(&s, SYNCED), ("True", "Synced"));
         assert_eq!(status_of(&s, HEALTHY), ("True", "NoAbnormalNodes"));
         assert_eq!(status_of(&s, READY), ("True", "Ready"));
@@ -236,7 +295,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_pool_yields_an_identical_status_until_the_heartbeat() {
-        let o = Outcome::Synced(pool(&[], 3));
+        let o = Outcome::Synced(Box::new(pool(&[], 3)));
         let a = next_status(None, Some(1), &o, t("2026-01-01T00:00:00Z"), HB);
         let b = next_status(Some(&a), Some(1), &o, t("2026-01-01T00:01:00Z"), HB);
         assert_eq!(a, b, "no write needed");
@@ -247,15 +306,36 @@ mod tests {
 
     #[test]
     fn a_change_refreshes_last_sync_time() {
-        let a = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
-        let b = next_status(Some(&a), Some(1), &Outcome::Synced(pool(&[], 4)), t("2026-01-01T00:01:00Z"), HB);
+        let a = next_status(
+            None,
+            Some(1),
+            &Outcome::Synced(Box::new(pool(&[], 3))),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
+        let b = next_status(
+            Some(&a),
+            Some(1),
+            &Outcome::Synced(Box::new(pool(&[], 4))),
+            t("2026-01-01T00:01:00Z"),
+            HB,
+        );
         assert_eq!(b.last_sync_time.as_deref(), Some("2026-01-01T00:01:00Z"));
     }
 
     #[test]
     fn failure_keeps_the_last_good_data_and_says_how_old_it_is() {
-        let a = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
-        let fail = Outcome::Failed { reason: "Throttled".into(), message: "APIGW.0308: too many".into() };
+        let a = next_status(
+            None,
+            Some(1),
+            &Outcome::Synced(Box::new(pool(&[], 3))),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
+        let fail = Outcome::Failed {
+            reason: "Throttled".into(),
+            message: "APIGW.0308: too many".into(),
+        };
         let b = next_status(Some(&a), Some(1), &fail, t("2026-01-01T00:01:00Z"), HB);
         assert_eq!(b.pool, a.pool);
         assert_eq!(b.last_sync_time, a.last_sync_time);
@@ -263,8 +343,14 @@ mod tests {
         assert_eq!(status_of(&b, READY), ("False", "Throttled"));
         assert_eq!(status_of(&b, HEALTHY), ("True", "NoAbnormalNodes"));
         let msg = &condition(&b, SYNCED).unwrap().message;
-        assert!(msg.contains("APIGW.0308") && msg.contains("2026-01-01T00:00:00Z"), "{msg}");
-        assert_eq!(condition(&b, SYNCED).unwrap().last_transition_time.0, t("2026-01-01T00:01:00Z"));
+        assert!(
+            msg.contains("APIGW.0308") && msg.contains("2026-01-01T00:00:00Z"),
+            "{msg}"
+        );
+        assert_eq!(
+            condition(&b, SYNCED).unwrap().last_transition_time.0,
+            t("2026-01-01T00:01:00Z")
+        );
         let again = next_status(Some(&b), Some(1), &fail, t("2026-01-01T00:02:00Z"), HB);
         assert_eq!(again, b, "a persisting failure writes nothing new");
         assert_eq!(transitions(Some(&a), &b).len(), 1);
@@ -273,14 +359,39 @@ mod tests {
 
     #[test]
     fn abnormal_nodes_make_it_unhealthy_and_emit_one_event_each_way() {
-        let a = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
-        let b = next_status(Some(&a), Some(1), &Outcome::Synced(pool(&["gpu-7"], 3)), t("2026-01-01T00:01:00Z"), HB);
+        let a = next_status(
+            None,
+            Some(1),
+            &Outcome::Synced(Box::new(pool(&[], 3))),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
+        let b = next_status(
+            Some(&a),
+            Some(1),
+            &Outcome::Synced(Box::new(pool(&["gpu-7"], 3))),
+            t("2026-01-01T00:01:00Z"),
+            HB,
+        );
         assert_eq!(status_of(&b, HEALTHY), ("False", "NodesAbnormal"));
         assert_eq!(status_of(&b, READY), ("False", "NodesAbnormal"));
         assert!(condition(&b, HEALTHY).unwrap().message.contains("gpu-7"));
         let ev = transitions(Some(&a), &b);
-        assert_eq!(ev, vec![Transition { warning: true, reason: "NodeAbnormal", note: "1 node turned Abnormal: gpu-7".into() }]);
-        let c = next_status(Some(&b), Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:02:00Z"), HB);
+        assert_eq!(
+            ev,
+            vec![Transition {
+                warning: true,
+                reason: "NodeAbnormal",
+                note: "1 node turned Abnormal: gpu-7".into()
+            }]
+        );
+        let c = next_status(
+            Some(&b),
+            Some(1),
+            &Outcome::Synced(Box::new(pool(&[], 3))),
+            t("2026-01-01T00:02:00Z"),
+            HB,
+        );
         let ev = transitions(Some(&b), &c);
         assert_eq!(ev.len(), 1);
         assert_eq!((ev[0].warning, ev[0].reason), (false, "NodeRecovered"));
@@ -289,7 +400,10 @@ mod tests {
 
     #[test]
     fn failure_before_any_sync_has_unknown_health() {
-        let fail = Outcome::Failed { reason: "CredentialsNotFound".into(), message: "Secret x not found".into() };
+        let fail = Outcome::Failed {
+            reason: "CredentialsNotFound".into(),
+            message: "Secret x not found".into(),
+        };
         let s = next_status(None, Some(2), &fail, t("2026-01-01T00:00:00Z"), HB);
         assert_eq!(s.pool, None);
         assert_eq!(status_of(&s, HEALTHY), ("Unknown", "NotSynced"));
@@ -299,8 +413,20 @@ mod tests {
 
     #[test]
     fn suspend_keeps_data_and_marks_synced_unknown() {
-        let a = next_status(None, Some(1), &Outcome::Synced(pool(&[], 3)), t("2026-01-01T00:00:00Z"), HB);
-        let s = next_status(Some(&a), Some(2), &Outcome::Suspended, t("2026-01-01T00:03:00Z"), HB);
+        let a = next_status(
+            None,
+            Some(1),
+            &Outcome::Synced(Box::new(pool(&[], 3))),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
+        let s = next_status(
+            Some(&a),
+            Some(2),
+            &Outcome::Suspended,
+            t("2026-01-01T00:03:00Z"),
+            HB,
+        );
         assert_eq!(s.pool, a.pool);
         assert_eq!(s.last_sync_time, a.last_sync_time);
         assert_eq!(status_of(&s, SYNCED), ("Unknown", "Suspended"));

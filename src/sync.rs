@@ -38,7 +38,11 @@ pub fn reason(err: &Error) -> &'static str {
             401 => "AuthenticationFailed",
             403 => "Forbidden",
             404 => "NodePoolNotFound",
-            400 if e.message.as_deref().is_some_and(|m| m.contains("nodepool") || m.contains("pool")) => {
+            400 if e
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("nodepool") || m.contains("pool")) =>
+            {
                 "NodePoolNotFound"
             }
             400 => "BadRequest",
@@ -57,15 +61,27 @@ mod tests {
     use crate::error::ApiError;
 
     fn api(status: u16, msg: &str) -> Error {
-        Error::Api(ApiError { status, code: None, message: Some(msg.into()), request_id: None, retry_after: None })
+        Error::Api(ApiError {
+            status,
+            code: None,
+            message: Some(msg.into()),
+            request_id: None,
+            retry_after: None,
+        })
     }
 
     #[test]
     fn reasons_follow_the_documented_codes() {
-        assert_eq!(reason(&api(401, "verify aksk signature fail")), "AuthenticationFailed");
+        assert_eq!(
+            reason(&api(401, "verify aksk signature fail")),
+            "AuthenticationFailed"
+        );
         assert_eq!(reason(&api(403, "no")), "Forbidden");
         assert_eq!(reason(&api(404, "Pool x not found.")), "NodePoolNotFound");
-        assert_eq!(reason(&api(400, "Bad request. invalid nodepool name")), "NodePoolNotFound");
+        assert_eq!(
+            reason(&api(400, "Bad request. invalid nodepool name")),
+            "NodePoolNotFound"
+        );
         assert_eq!(reason(&api(429, "throttled")), "Throttled");
         assert_eq!(reason(&api(503, "down")), "ModelArtsUnavailable");
         assert_eq!(reason(&Error::InvalidResponse("x".into())), "InvalidResponse");
