@@ -17,7 +17,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use modelarts_operator::credentials::Credentials;
+use modelarts_operator::model::{Node, NodeMetadata};
 use modelarts_operator::signer::{self, EMPTY_BODY_SHA256, SigningRequest};
+use modelarts_operator::simulator::{
+    CredentialSpec, MAX_LIMIT, NodePoolSpec, SimData, SimHandle, SimOptions, Simulator,
+};
 use serde_json::{Value, json};
 
 const PYTHON_ENV: &str = "MODELARTS_INTEROP_PYTHON";
@@ -551,4 +555,290 @@ fn official_signer_agrees_with_ours() {
         return;
     };
     assert_official_agrees(&python, &signing_cases());
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) The official SDK pages through our simulator
+
+const DEMO_PROJECT: &str = "0123456789abcdef0123456789abcdef";
+const DEMO_POOL: &str = "pool-dly-lite-7c9e2a41-5b3d-4f08-9e61-2a7c4b8d0f13";
+const DEMO_AK: &str = "DEMOACCESSKEY0000001";
+const DEMO_SK: &str = "demo-secret-key-not-for-production-0000000";
+
+/// Credentials handed to sdk_list_nodes.py.
+#[derive(Clone, Copy)]
+struct SdkCreds<'a> {
+    ak: &'a str,
+    sk: &'a str,
+    security_token: Option<&'a str>,
+}
+
+/// What sdk_list_nodes.py saw.
+#[derive(Debug)]
+struct Listing {
+    names: Vec<String>,
+    pages: u64,
+    remaining: Vec<Option<u64>>,
+}
+
+/// Runs `cmd` to completion within [`SCRIPT_TIMEOUT`] (killed through its handle otherwise);
+/// returns its status, stdout and stderr.
+fn run_bounded(mut cmd: Command) -> (std::process::ExitStatus, String, String) {
+    let out_file = tempfile::NamedTempFile::new().expect("stdout file");
+    let err_file = tempfile::NamedTempFile::new().expect("stderr file");
+    cmd.stdin(Stdio::null())
+        .stdout(out_file.reopen().expect("stdout file"))
+        .stderr(err_file.reopen().expect("stderr file"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let deadline = Instant::now() + SCRIPT_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {SCRIPT_TIMEOUT:?}; killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |f: &tempfile::NamedTempFile| std::fs::read_to_string(f.path()).unwrap_or_default();
+    (status, read(&out_file), read(&err_file))
+}
+
+/// Pages through `nodepool` with the official SDK (sdk_list_nodes.py), off the async runtime so
+/// the in-process simulator keeps serving. `Err` holds the script's failure output.
+async fn sdk_list(
+    python: &Path,
+    endpoint: &str,
+    at: (&str, &str, &str),
+    limit: &str,
+    creds: SdkCreds<'_>,
+) -> Result<Listing, String> {
+    let (project, pool, nodepool) = at;
+    let mut cmd = Command::new(python);
+    cmd.arg(script("sdk_list_nodes.py"))
+        .args([endpoint, project, pool, nodepool, limit])
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .env("HUAWEICLOUD_SDK_AK", creds.ak)
+        .env("HUAWEICLOUD_SDK_SK", creds.sk)
+        .env_remove("HUAWEICLOUD_SDK_SECURITY_TOKEN");
+    if let Some(t) = creds.security_token {
+        cmd.env("HUAWEICLOUD_SDK_SECURITY_TOKEN", t);
+    }
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run_bounded(cmd))
+        .await
+        .expect("script task");
+    if !status.success() {
+        return Err(format!(
+            "sdk_list_nodes.py {nodepool} limit={limit} exited {status}:\n{stderr}"
+        ));
+    }
+    let v: Value = serde_json::from_str(&stdout)
+        .map_err(|e| format!("bad JSON from sdk_list_nodes.py ({e}): {stdout}"))?;
+    Ok(Listing {
+        names: serde_json::from_value(v["names"].clone()).map_err(|e| e.to_string())?,
+        pages: v["pages"].as_u64().ok_or("no pages")?,
+        remaining: serde_json::from_value(v["remaining"].clone()).map_err(|e| e.to_string())?,
+    })
+}
+
+/// The node names the simulator serves for a node pool, in list order, from its own state.
+fn served_names(sim: &SimHandle, at: (&str, &str, &str)) -> Vec<String> {
+    sim.state()
+        .nodes(at.0, at.1, at.2)
+        .unwrap_or_else(|e| panic!("simulator has no {at:?}: {e}"))
+        .into_iter()
+        .map(|n| n.metadata.name)
+        .collect()
+}
+
+/// Asserts the SDK saw exactly `expected` in `ceil(len/page)` pages, with the right
+/// `remainingItemCount` on every page that carries one.
+fn assert_listing(what: &str, got: &Listing, expected: &[String], page: usize) {
+    if got.names != expected {
+        let first = (0..got.names.len().max(expected.len())).find(|&i| got.names.get(i) != expected.get(i));
+        panic!(
+            "{what}: the SDK saw {} nodes, the simulator serves {}; first difference at index {first:?}: \
+             SDK {:?} vs simulator {:?}",
+            got.names.len(),
+            expected.len(),
+            first.and_then(|i| got.names.get(i)),
+            first.and_then(|i| expected.get(i)),
+        );
+    }
+    let want_pages = expected.len().div_ceil(page).max(1) as u64;
+    assert_eq!(got.pages, want_pages, "{what}: pages");
+    let mut seen = 0usize;
+    for (i, r) in got.remaining.iter().enumerate() {
+        seen = (seen + page).min(expected.len());
+        if let Some(r) = r {
+            assert_eq!(
+                *r as usize,
+                expected.len() - seen,
+                "{what}: remainingItemCount of page {}",
+                i + 1
+            );
+        }
+    }
+    eprintln!(
+        "{what}: {} nodes in {} pages, as the simulator serves them",
+        got.names.len(),
+        got.pages
+    );
+}
+
+async fn start_simulator() -> SimHandle {
+    let sim = Simulator::start(SimData::embedded_default(), SimOptions::default())
+        .await
+        .expect("start simulator");
+    assert!(
+        sim.endpoint().starts_with("http://127.0.0.1:"),
+        "loopback only: {}",
+        sim.endpoint()
+    );
+    sim
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_pages_through_simulator() {
+    let Some(python) = interop_python("official_sdk_pages_through_simulator") else {
+        return;
+    };
+    let sim = start_simulator().await;
+    let endpoint = sim.endpoint();
+    let demo = SdkCreds {
+        ak: DEMO_AK,
+        sk: DEMO_SK,
+        security_token: None,
+    };
+    let at = |np| (DEMO_PROJECT, DEMO_POOL, np);
+
+    // Anchors, so that an empty node list on both sides cannot pass.
+    assert_eq!(
+        served_names(&sim, at("nodepool-1")),
+        ["node-dly-4"],
+        "embedded default data changed"
+    );
+    assert_eq!(
+        served_names(&sim, at("large")).len(),
+        3000,
+        "embedded default data changed"
+    );
+
+    // (node pool, limit sent, effective page size: the simulator caps pages at MAX_LIMIT = 500)
+    for (nodepool, limit, page) in [
+        ("nodepool-1", "1", 1),
+        ("gpu-a100", "1", 1),
+        ("npu-snt9", "2", 2),
+        ("large", "500", 500),
+        ("large", "37", 37),
+        ("large", "1000", MAX_LIMIT),
+    ] {
+        let got = sdk_list(&python, &endpoint, at(nodepool), limit, demo)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_listing(
+            &format!("{nodepool} limit={limit}"),
+            &got,
+            &served_names(&sim, at(nodepool)),
+            page,
+        );
+    }
+
+    // Signature checking is on: the same SDK with a wrong secret key is refused.
+    let wrong = SdkCreds {
+        sk: "not-the-demo-secret-key",
+        ..demo
+    };
+    let err = sdk_list(&python, &endpoint, at("nodepool-1"), "1", wrong)
+        .await
+        .expect_err("a wrong secret key must be refused");
+    assert!(
+        err.contains("401"),
+        "expected a 401 for a wrong secret key, got:\n{err}"
+    );
+    sim.shutdown().await;
+}
+
+const TEMP_AK: &str = "INTEROPTEMPAK0000001";
+const TEMP_SK: &str = "interop-temporary-secret-key-000000000000";
+/// A security token with the characters that need care in a header and a signature.
+const TEMP_TOKEN: &str = "gQpjbi1ub3J0aC00+/interop==token&with=odd?chars!#%*~ and spaces";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_pages_through_simulator_with_security_token() {
+    let Some(python) = interop_python("official_sdk_pages_through_simulator_with_security_token") else {
+        return;
+    };
+    let sim = start_simulator().await;
+    let endpoint = sim.endpoint();
+    // Temporary credentials and a node pool of known, unsorted names, added at run time.
+    sim.state()
+        .upsert_credential(CredentialSpec::new(TEMP_AK, TEMP_SK).with_security_token(TEMP_TOKEN));
+    let many: Vec<String> = (0..1234)
+        .map(|i| format!("interop-node-{:05}-{i}", (i * 7919) % 100_000))
+        .collect();
+    let nodes = many
+        .iter()
+        .map(|n| Node {
+            metadata: NodeMetadata {
+                name: n.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .collect();
+    let spec = NodePoolSpec {
+        name: "interop-many".into(),
+        nodes,
+        ..Default::default()
+    };
+    sim.state()
+        .put_node_pool(DEMO_PROJECT, DEMO_POOL, spec)
+        .expect("add node pool");
+    let at = |np| (DEMO_PROJECT, DEMO_POOL, np);
+    assert_eq!(
+        served_names(&sim, at("interop-many")),
+        many,
+        "the simulator serves the nodes it was given"
+    );
+
+    let temp = SdkCreds {
+        ak: TEMP_AK,
+        sk: TEMP_SK,
+        security_token: Some(TEMP_TOKEN),
+    };
+    for (nodepool, limit, page) in [
+        ("nodepool-1", "1", 1),
+        ("interop-many", "100", 100),
+        ("interop-many", "13", 13),
+        ("large", "500", 500),
+    ] {
+        let got = sdk_list(&python, &endpoint, at(nodepool), limit, temp)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let what = format!("security token: {nodepool} limit={limit}");
+        assert_listing(&what, &got, &served_names(&sim, at(nodepool)), page);
+    }
+
+    // The token is checked: the temporary credential without it, or with another one, is refused.
+    for (what, token) in [
+        ("without its security token", None),
+        ("with another security token", Some("tok-other")),
+    ] {
+        let creds = SdkCreds {
+            security_token: token,
+            ..temp
+        };
+        let err = sdk_list(&python, &endpoint, at("nodepool-1"), "1", creds)
+            .await
+            .expect_err("must be refused");
+        assert!(
+            err.contains("401"),
+            "temporary credential {what}: expected 401, got:\n{err}"
+        );
+    }
+    sim.shutdown().await;
 }
