@@ -1,0 +1,353 @@
+//! The ModelArts client against the simulator over real loopback HTTP: paging, every
+//! error class, retries, the loop guard and timeouts.
+
+use modelarts_operator::{
+    Error,
+    client::{ClientOptions, ListStats, ModelArtsClient, NodePoolRef},
+    credentials::Credentials,
+    simulator::{
+        CredentialSpec, Fault, FaultKind, SimData, SimHandle, SimOptions, Simulator,
+        data::{
+            DEMO_ACCESS_KEY, DEMO_LARGE_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY,
+            DEMO_TOKEN,
+        },
+    },
+    summary::{PoolSummary, Summarizer, summarize},
+};
+use secrecy::SecretString;
+use std::time::{Duration, Instant};
+use url::Url;
+
+fn fast() -> ClientOptions {
+    ClientOptions {
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(10),
+        ..Default::default()
+    }
+}
+
+async fn sim() -> SimHandle {
+    Simulator::start(SimData::embedded_default(), SimOptions::default())
+        .await
+        .expect("simulator starts")
+}
+
+fn demo_creds() -> Credentials {
+    Credentials::aksk(DEMO_ACCESS_KEY, DEMO_SECRET_KEY, None).unwrap()
+}
+
+fn pool(nodepool: &str) -> NodePoolRef {
+    NodePoolRef {
+        project_id: DEMO_PROJECT_ID.into(),
+        pool_name: DEMO_POOL.into(),
+        nodepool_name: nodepool.into(),
+    }
+}
+
+async fn list(
+    s: &SimHandle,
+    opts: ClientOptions,
+    creds: &Credentials,
+    nodepool: &str,
+    page_size: u32,
+) -> Result<(PoolSummary, ListStats), Error> {
+    let client = ModelArtsClient::new(opts).unwrap();
+    let url = Url::parse(&s.endpoint()).unwrap();
+    let mut summarizer = Summarizer::new(200);
+    let stats = client
+        .list_nodes(&url, creds, &pool(nodepool), page_size, |_, nodes| {
+            summarizer.add_page(nodes)
+        })
+        .await?;
+    Ok((summarizer.finish(), stats))
+}
+
+fn truth(s: &SimHandle, nodepool: &str) -> PoolSummary {
+    summarize(
+        &s.state().nodes(DEMO_PROJECT_ID, DEMO_POOL, nodepool).unwrap(),
+        200,
+    )
+}
+
+fn api_code(e: &Error) -> (u16, Option<&str>) {
+    match e {
+        Error::Api(a) => (a.status, a.code.as_deref()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_seed_example_in_one_page() {
+    let s = sim().await;
+    let (summary, stats) = list(&s, fast(), &demo_creds(), DEMO_NODEPOOL, 500).await.unwrap();
+    assert_eq!(
+        stats,
+        ListStats {
+            pages: 1,
+            nodes: 1,
+            retries: 0
+        }
+    );
+    assert_eq!(summary.capacity["cpu"], "1930m");
+    assert_eq!(summary.capacity["memory"], "1912Mi");
+    assert_eq!(summary.nodes[0].name, "node-dly-4");
+}
+
+#[tokio::test]
+async fn pages_through_a_large_pool_with_exact_sums() {
+    let s = sim().await;
+    let (summary, stats) = list(&s, fast(), &demo_creds(), DEMO_LARGE_NODEPOOL, 100)
+        .await
+        .unwrap();
+    assert_eq!((stats.pages, stats.nodes), (30, 3000));
+    assert_eq!(summary, truth(&s, DEMO_LARGE_NODEPOOL));
+    assert_eq!(s.state().stats().last_limit.as_deref(), Some("100"));
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_limit_is_fine() {
+    let s = sim().await;
+    s.state().set_faults(vec![Fault::new(FaultKind::IgnoreLimit)]);
+    let (summary, stats) = list(&s, fast(), &demo_creds(), DEMO_LARGE_NODEPOOL, 100)
+        .await
+        .unwrap();
+    assert_eq!((stats.pages, stats.nodes), (1, 3000));
+    assert_eq!(summary, truth(&s, DEMO_LARGE_NODEPOOL));
+}
+
+#[tokio::test]
+async fn bad_requests_carry_code_message_and_request_id_and_are_not_retried() {
+    let s = sim().await;
+    let e = list(&s, fast(), &demo_creds(), "Bad_Name", 500)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), (400, Some("ModelArts.50004000")));
+    let text = e.to_string();
+    assert!(
+        text.starts_with("ModelArts.50004000: Bad request. invalid nodepool name (HTTP 400, request id "),
+        "{text}"
+    );
+    let e = list(&s, fast(), &demo_creds(), "no-such-pool", 500)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), (404, Some("ModelArts.50015001")));
+    assert_eq!(s.state().stats().requests, 2, "no retries on 400/404");
+}
+
+#[tokio::test]
+async fn a_wrong_secret_key_is_401_once_and_never_leaks() {
+    let s = sim().await;
+    let bad = Credentials::aksk(DEMO_ACCESS_KEY, "wrong-secret-key-value", None).unwrap();
+    let e = list(&s, fast(), &bad, DEMO_NODEPOOL, 500).await.unwrap_err();
+    assert_eq!(api_code(&e), (401, Some("APIGW.0301")));
+    assert_eq!(
+        s.state().stats().requests,
+        1,
+        "no retry on 401: AK/SK lock after five failures"
+    );
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("wrong-secret-key-value"), "{shown}");
+}
+
+#[tokio::test]
+async fn temporary_credentials_and_tokens() {
+    let s = sim().await;
+    s.state().upsert_credential(
+        CredentialSpec::new("TEMPAK00000000000001", "temp-sk").with_security_token("sts+/=tok"),
+    );
+    let temp = Credentials::aksk("TEMPAK00000000000001", "temp-sk", Some("sts+/=tok")).unwrap();
+    assert!(list(&s, fast(), &temp, DEMO_NODEPOOL, 500).await.is_ok());
+    let without = Credentials::aksk("TEMPAK00000000000001", "temp-sk", None).unwrap();
+    assert_eq!(
+        api_code(&list(&s, fast(), &without, DEMO_NODEPOOL, 500).await.unwrap_err()).0,
+        401
+    );
+    let token = Credentials::Token(SecretString::from(DEMO_TOKEN.to_string()));
+    assert!(list(&s, fast(), &token, DEMO_NODEPOOL, 500).await.is_ok());
+    let bad_token = Credentials::Token(SecretString::from("not-a-token".to_string()));
+    assert_eq!(
+        api_code(
+            &list(&s, fast(), &bad_token, DEMO_NODEPOOL, 500)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_honouring_retry_after() {
+    let s = sim().await;
+    s.state().set_faults(vec![
+        Fault::new(FaultKind::Throttle { retry_after: Some(1) })
+            .times(2)
+            .from_page(2),
+    ]);
+    let started = Instant::now();
+    let (summary, stats) = list(&s, fast(), &demo_creds(), DEMO_LARGE_NODEPOOL, 500)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!((stats.pages, stats.retries), (6, 2));
+    assert_eq!(summary, truth(&s, DEMO_LARGE_NODEPOOL));
+    assert_eq!(s.state().stats().by_status.get("429"), Some(&2));
+}
+
+#[tokio::test]
+async fn throttling_without_retry_after_and_5xx_are_retried() {
+    let s = sim().await;
+    s.state().set_faults(vec![
+        Fault::new(FaultKind::Throttle { retry_after: None }).times(1),
+        Fault::new(FaultKind::ServerError {
+            status: 503,
+            retry_after: None,
+        })
+        .times(1),
+    ]);
+    let (_, stats) = list(&s, fast(), &demo_creds(), DEMO_NODEPOOL, 500).await.unwrap();
+    assert_eq!(stats.retries, 2);
+}
+
+#[tokio::test]
+async fn retries_are_bounded() {
+    let s = sim().await;
+    s.state().set_faults(vec![Fault::new(FaultKind::ServerError {
+        status: 502,
+        retry_after: None,
+    })]);
+    let opts = ClientOptions {
+        max_attempts: 3,
+        ..fast()
+    };
+    let e = list(&s, opts, &demo_creds(), DEMO_NODEPOOL, 500)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), (502, Some("APIGW.0201")));
+    assert_eq!(s.state().stats().requests, 3);
+    // A Retry-After beyond the retry budget ends the listing at once, carrying the hint.
+    s.state().set_faults(vec![Fault::new(FaultKind::Throttle {
+        retry_after: Some(600),
+    })]);
+    s.state().reset_stats();
+    let e = list(&s, fast(), &demo_creds(), DEMO_NODEPOOL, 500)
+        .await
+        .unwrap_err();
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(600)));
+    assert_eq!(s.state().stats().requests, 1);
+}
+
+#[tokio::test]
+async fn malformed_and_truncated_json_are_invalid_responses() {
+    let s = sim().await;
+    s.state()
+        .set_faults(vec![Fault::new(FaultKind::MalformedJson).times(1)]);
+    let e = list(&s, fast(), &demo_creds(), DEMO_NODEPOOL, 500)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidResponse(_)), "{e:?}");
+    s.state()
+        .set_faults(vec![Fault::new(FaultKind::TruncatedJson).times(1)]);
+    let e = list(&s, fast(), &demo_creds(), DEMO_LARGE_NODEPOOL, 500)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidResponse(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_repeating_continue_token_is_refused() {
+    let s = sim().await;
+    s.state().set_faults(vec![Fault::new(FaultKind::RepeatContinue)]);
+    let e = list(&s, fast(), &demo_creds(), DEMO_LARGE_NODEPOOL, 100)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("repeated an earlier continue token"),
+        "{e}"
+    );
+    assert!(
+        s.state().stats().requests <= 3,
+        "stopped at once: {}",
+        s.state().stats().requests
+    );
+}
+
+#[tokio::test]
+async fn the_page_count_is_bounded() {
+    let s = sim().await;
+    let opts = ClientOptions {
+        max_pages: 5,
+        ..fast()
+    };
+    let e = list(&s, opts, &demo_creds(), DEMO_LARGE_NODEPOOL, 100)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("did not end after 5 pages"), "{e}");
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_and_are_retried_within_bounds() {
+    let s = sim().await;
+    s.state()
+        .set_faults(vec![Fault::new(FaultKind::Latency { ms: 3000 })]);
+    let opts = ClientOptions {
+        request_timeout: Duration::from_millis(300),
+        max_attempts: 2,
+        ..fast()
+    };
+    let started = Instant::now();
+    let e = list(&s, opts, &demo_creds(), DEMO_NODEPOOL, 500)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Transport { reason, .. } if reason.starts_with("timed out")),
+        "{e:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gave up before the server answered"
+    );
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_transport_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let client = ModelArtsClient::new(ClientOptions {
+        max_attempts: 2,
+        ..fast()
+    })
+    .unwrap();
+    let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let e = client
+        .list_nodes(&url, &demo_creds(), &pool(DEMO_NODEPOOL), 500, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Transport { reason, .. } if reason.starts_with("could not connect")),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn node_changes_are_seen_on_the_next_listing() {
+    let s = sim().await;
+    let (before, _) = list(&s, fast(), &demo_creds(), DEMO_NODEPOOL, 500).await.unwrap();
+    assert_eq!(before.phases.abnormal, 0);
+    s.state()
+        .patch_node(
+            (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
+            "node-dly-4",
+            serde_json::from_value(serde_json::json!({"phase": "Abnormal"})).unwrap(),
+        )
+        .unwrap();
+    let (after, _) = list(&s, fast(), &demo_creds(), DEMO_NODEPOOL, 500).await.unwrap();
+    assert_eq!(after.phases.abnormal, 1);
+    assert_eq!(after.abnormal_nodes, vec!["node-dly-4"]);
+}
