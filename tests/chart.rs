@@ -243,9 +243,9 @@ fn default_values_grant_exactly_the_least_privilege_cluster_rbac() {
         .collect();
     assert_eq!(secret_verbs, BTreeSet::from(["get".to_owned()]));
     assert_binding(&objs, role, one(&objs, "ClusterRoleBinding"));
-    // Cluster-scoped names carry the namespace: releases of the same name in two namespaces must not
+    // RBAC names carry the release namespace: releases of the same name in two namespaces must not
     // overwrite each other's binding.
-    assert!(str_at(role, "/metadata/name").starts_with(&format!("{NS}-")));
+    assert_eq!(str_at(role, "/metadata/name"), format!("{NS}-modelarts-operator"));
     // The default watches all namespaces, matching the ClusterRole.
     assert!(!args(&objs).iter().any(|a| a.starts_with("--namespace")));
 }
@@ -266,6 +266,8 @@ fn namespaced_values_use_a_role_in_the_watched_namespace_only() {
     let binding = one(&objs, "RoleBinding");
     assert_eq!(str_at(role, "/metadata/namespace"), "team-a");
     assert_eq!(str_at(binding, "/metadata/namespace"), "team-a");
+    // Two releases watching team-a from different namespaces get distinct Roles and bindings.
+    assert_eq!(str_at(role, "/metadata/name"), format!("{NS}-modelarts-operator"));
     assert_eq!(grants(role), expected_grants());
     assert_binding(&objs, role, binding);
 
@@ -441,7 +443,11 @@ fn unsupported_settings_are_refused() {
         return;
     };
     // Two replicas without leader election would both poll ModelArts and write status.
+    // values.schema.json refuses it; the template refuses it again when schema validation is skipped.
     let err = try_render(&helm, &["--set", "replicas=2"]).expect_err("replicas=2 rendered");
+    assert!(err.contains("/replicas"), "{err}");
+    let err = try_render(&helm, &["--set", "replicas=2", "--skip-schema-validation"])
+        .expect_err("replicas=2 rendered without the schema");
     assert!(err.contains("leader election"), "{err}");
     assert_eq!(
         one(&render(&helm, &["--set", "replicas=0"]), "Deployment")["spec"]["replicas"],
@@ -450,6 +456,9 @@ fn unsupported_settings_are_refused() {
     let err = try_render(&helm, &["--set", "defaultCredentials.enabled=true"])
         .expect_err("default credentials without a Secret rendered");
     assert!(err.contains("existingSecret"), "{err}");
+    // A misspelt value would otherwise be ignored silently and the default used.
+    let err = try_render(&helm, &["--set", "concurency=8"]).expect_err("misspelt value accepted");
+    assert!(err.contains("concurency"), "{err}");
 }
 
 #[test]

@@ -24,11 +24,11 @@ so `helm install modelarts-operator ...` yields "modelarts-operator", not a doub
 {{- end }}
 
 {{/*
-Name for cluster-scoped objects (ClusterRole, ClusterRoleBinding). Release names are unique only
-within a namespace, so two releases of the same name in different namespaces would otherwise
-overwrite each other's ClusterRoleBinding and silently take away the other's permissions.
+Name for the RBAC objects. Release names are unique only within a namespace, so two releases of the
+same name in different namespaces would otherwise overwrite each other's ClusterRoleBinding (or,
+when both watch the same namespace, RoleBinding) and silently take away the other's permissions.
 */}}
-{{- define "modelarts-operator.clusterName" -}}
+{{- define "modelarts-operator.rbacName" -}}
 {{- printf "%s-%s" .Release.Namespace (include "modelarts-operator.fullname" .) }}
 {{- end }}
 
