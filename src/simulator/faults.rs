@@ -347,6 +347,14 @@ mod tests {
     }
 
     #[test]
+    fn example_fault_file_parses() {
+        let spec: FaultSpec =
+            serde_json::from_str(include_str!("../../examples/simulator-faults.json")).unwrap();
+        assert_eq!(spec.faults.len(), 4);
+        assert_eq!(spec.faults[2].from_page, Some(2));
+    }
+
+    #[test]
     fn json_and_flag_forms() {
         let spec: FaultSpec = serde_json::from_str(
             r#"{"faults":[{"type":"serverError","status":502,"times":1,"fromPage":2},{"type":"latency","ms":20}]}"#,

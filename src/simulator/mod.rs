@@ -13,6 +13,7 @@ pub mod generate;
 pub mod paging;
 mod server;
 pub mod state;
+pub mod validate;
 pub mod world;
 
 pub use auth::Lockout;
