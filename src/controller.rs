@@ -45,48 +45,52 @@ pub const FIELD_MANAGER: &str = "modelarts-operator";
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
+    #[arg(long, env = "MODELARTS_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,
     /// Only reconcile resources matching this label selector (sharding).
-    #[arg(long, env = "LABEL_SELECTOR")]
+    #[arg(long, env = "MODELARTS_OPERATOR_LABEL_SELECTOR")]
     pub label_selector: Option<String>,
     /// Resources reconciled at the same time.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "MODELARTS_OPERATOR_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// Sustained ModelArts requests per second, across all resources.
-    #[arg(long, env = "MODELARTS_QPS", default_value_t = 5.0)]
+    #[arg(long, env = "MODELARTS_OPERATOR_QPS", default_value_t = 5.0)]
     pub modelarts_qps: f64,
     /// ModelArts requests allowed in a burst.
-    #[arg(long, env = "MODELARTS_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "MODELARTS_OPERATOR_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub modelarts_burst: u32,
     /// Use HUAWEICLOUD_SDK_AK/SK (and _SECURITY_TOKEN) from the operator's environment for
     /// resources without `spec.credentialsSecretRef`.
-    #[arg(long, env = "ALLOW_DEFAULT_CREDENTIALS")]
+    #[arg(long, env = "MODELARTS_OPERATOR_ALLOW_DEFAULT_CREDENTIALS")]
     pub allow_default_credentials: bool,
     /// Host suffixes a `spec.endpoint` may use (repeatable; default: public ModelArts domains).
     #[arg(
         long = "allowed-endpoint-suffix",
         value_delimiter = ',',
-        env = "ALLOWED_ENDPOINT_SUFFIXES"
+        env = "MODELARTS_OPERATOR_ALLOWED_ENDPOINT_SUFFIXES"
     )]
     pub allowed_endpoint_suffixes: Vec<String>,
     /// Accept plain http:// endpoints (only for a local simulator: credentials travel in clear).
-    #[arg(long, env = "ALLOW_HTTP_ENDPOINTS")]
+    #[arg(long, env = "MODELARTS_OPERATOR_ALLOW_HTTP_ENDPOINTS")]
     pub allow_http_endpoints: bool,
     /// Refresh `status.lastSyncTime` at least this often even when nothing changed.
-    #[arg(long, env = "STATUS_HEARTBEAT", default_value = "5m")]
+    #[arg(long, env = "MODELARTS_OPERATOR_STATUS_HEARTBEAT", default_value = "5m")]
     pub status_heartbeat: String,
     /// Longest wait between retries of a failing resource.
-    #[arg(long, env = "MAX_BACKOFF", default_value = "5m")]
+    #[arg(long, env = "MODELARTS_OPERATOR_MAX_BACKOFF", default_value = "5m")]
     pub max_backoff: String,
     /// Timeout of one ModelArts HTTP request.
-    #[arg(long, env = "MODELARTS_TIMEOUT", default_value = "30s")]
+    #[arg(long, env = "MODELARTS_OPERATOR_TIMEOUT", default_value = "30s")]
     pub modelarts_timeout: String,
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "MODELARTS_OPERATOR_METRICS_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub metrics_addr: SocketAddr,
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "MODELARTS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
 
