@@ -2,9 +2,20 @@
 //!
 //! Serves the v2 pool, node-pool and node-list routes from a data file (or the embedded
 //! demo data), verifies `SDK-HMAC-SHA256` and `X-Auth-Token` like the API gateway, injects
-//! faults on demand and exposes an unauthenticated `/_sim` control API for tests.
+//! faults on demand and exposes an unauthenticated `/_sim` control API for tests:
+//!
+//! | Route | Effect |
+//! |---|---|
+//! | `GET /_sim/health` | `{"status":"ok"}` |
+//! | `GET`/`PUT`/`DELETE /_sim/faults` | read / replace (`{"faults":[...]}`) / clear faults |
+//! | `GET /_sim/nodes/{project}/{pool}/{nodepool}` | all nodes of a node pool |
+//! | `PATCH /_sim/nodes/{project}/{pool}/{nodepool}/{node}` | merge phase/resources/availableResources/labels |
+//! | `PUT`/`DELETE /_sim/nodes/{project}/{pool}/{nodepool}/{node}` | add or replace / remove a node |
+//! | `PUT`/`DELETE /_sim/nodepools/{project}/{pool}/{nodepool}` | add or replace (spec body) / remove a node pool |
+//! | `POST /_sim/credentials`, `DELETE /_sim/credentials/{ak-or-token}` | rotate credentials |
+//! | `DELETE /_sim/lockouts`, `PUT /_sim/auth` `{"enabled":bool}` | clear AK locks, toggle auth |
+//! | `GET /_sim/stats`, `POST /_sim/stats/reset` | request statistics |
 
-mod api;
 pub mod auth;
 mod control;
 pub mod data;
