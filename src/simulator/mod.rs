@@ -16,6 +16,7 @@
 //! | `DELETE /_sim/lockouts`, `PUT /_sim/auth` `{"enabled":bool}` | clear AK locks, toggle auth |
 //! | `GET /_sim/stats`, `POST /_sim/stats/reset` | request statistics |
 
+mod api;
 pub mod auth;
 mod control;
 pub mod data;
