@@ -94,6 +94,15 @@ pub struct ListStats {
     pub retries: u32,
 }
 
+/// What every page request of one listing shares.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    endpoint: &'a Url,
+    creds: &'a Credentials,
+    pool: &'a NodePoolRef,
+    page_size: u32,
+}
+
 /// A ModelArts client, shared by every sync (one connection pool).
 #[derive(Clone)]
 pub struct ModelArtsClient {
@@ -135,6 +144,12 @@ impl ModelArtsClient {
         page_size: u32,
         mut on_page: impl FnMut(PageProgress, &[Node]),
     ) -> Result<ListStats> {
+        let target = Target {
+            endpoint,
+            creds,
+            pool,
+            page_size,
+        };
         let mut stats = ListStats::default();
         let mut token: Option<String> = None;
         let mut seen: HashSet<String> = HashSet::new();
@@ -145,9 +160,7 @@ impl ModelArtsClient {
                     stats.pages, stats.nodes
                 )));
             }
-            let (list, retries) = self
-                .get_page(endpoint, creds, pool, page_size, token.as_deref())
-                .await?;
+            let (list, retries) = self.get_page(&target, token.as_deref()).await?;
             stats.pages += 1;
             stats.retries += retries;
             stats.nodes += list.items.len();
@@ -177,19 +190,12 @@ impl ModelArtsClient {
     }
 
     /// One page, with retries on throttling, unavailability and network errors.
-    async fn get_page(
-        &self,
-        endpoint: &Url,
-        creds: &Credentials,
-        pool: &NodePoolRef,
-        page_size: u32,
-        token: Option<&str>,
-    ) -> Result<(NodeList, u32)> {
+    async fn get_page(&self, target: &Target<'_>, token: Option<&str>) -> Result<(NodeList, u32)> {
         let started = Instant::now();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let err = match self.attempt(endpoint, creds, pool, page_size, token).await {
+            let err = match self.attempt(target, token).await {
                 Ok(list) => return Ok((list, attempt - 1)),
                 Err(e) => e,
             };
@@ -205,14 +211,13 @@ impl ModelArtsClient {
         }
     }
 
-    async fn attempt(
-        &self,
-        endpoint: &Url,
-        creds: &Credentials,
-        pool: &NodePoolRef,
-        page_size: u32,
-        token: Option<&str>,
-    ) -> Result<NodeList> {
+    async fn attempt(&self, target: &Target<'_>, token: Option<&str>) -> Result<NodeList> {
+        let Target {
+            endpoint,
+            creds,
+            pool,
+            page_size,
+        } = *target;
         if let Some(l) = &self.limiter {
             l.until_ready().await;
         }
