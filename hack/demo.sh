@@ -245,8 +245,9 @@ show kubectl get mann -n "$NS" -o wide
 heading "Conditions (kubectl describe)"
 printf '$ kubectl describe mann nodepool-1 -n %s   # Conditions and Events only\n' "$NS"
 # describe prints the whole object; keep the two parts that changed.
+# Status fields are indented by two spaces; the next one after Conditions ends that block.
 kubectl describe mann nodepool-1 -n "$NS" | awk '
-  /^    Conditions:/ { on = 1 }
+  /^  Conditions:/ { on = 1; print; next }
   /^Events:/ { on = 1 }
-  on && /^    [A-Z][A-Za-z ]*:/ && !/Conditions:/ { on = 0 }
+  on && /^  [A-Z]/ { on = 0 }
   on'
