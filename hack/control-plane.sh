@@ -62,6 +62,20 @@ stop_one() {
 
 stop_all() { stop_one kube-apiserver; stop_one etcd; }
 
+# remove_state: deletes $D, but only if everything in it is something this script creates, so a
+# mistyped CONTROL_PLANE_DIR (say $HOME) can never be wiped.
+remove_state() {
+  local f
+  for f in "$D"/* "$D"/.[!.]*; do
+    [ -e "$f" ] || continue
+    case "${f##*/}" in
+      state.env|pki|etcd-data|kubeconfig|kubeconfig.tmp|*.pid|*.bin|*.log) ;;
+      *) die "refusing to delete $D: it contains '${f##*/}', which hack/control-plane.sh did not create" ;;
+    esac
+  done
+  rm -rf "$D"
+}
+
 # --- ports ---
 
 free_ports() { # prints N distinct free loopback ports; sockets are held until all are chosen so they differ
@@ -168,6 +182,10 @@ start() {
 }
 
 cmd_up() {
+  local c
+  for c in curl openssl python3 flock setsid base64; do
+    command -v "$c" >/dev/null || die "'$c' is required but not on PATH"
+  done
   local parent; parent=$(dirname "$D"); mkdir -p "$parent"
   # Serialize concurrent `up`/`down` on the same parent (also keeps two cold tool builds from racing).
   exec 9<"$parent"; flock 9
@@ -180,7 +198,7 @@ cmd_up() {
     fi
     log "found stale state in $D; cleaning it up"
     stop_all
-    rm -rf "$D"
+    remove_state
   fi
 
   local t0=$SECONDS bin
@@ -270,7 +288,7 @@ cmd_down() {
   [ -d "$D" ] || { log "no control plane state in $D; nothing to stop"; return 0; }
   exec 9<"$parent"; flock 9
   stop_all
-  rm -rf "$D"
+  remove_state
   log "stopped; removed $D"
 }
 
