@@ -40,7 +40,10 @@ pub const MANAGER: &str = "e2e-test";
 /// Name of the operator's ServiceAccount in each test namespace.
 pub const SA_NAME: &str = "operator";
 /// The committed CRD the tests install.
-pub const CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/modelartsnodepools.modelarts-operator.io.yaml");
+pub const CRD_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/crds/modelartsnodepools.modelarts-operator.io.yaml"
+);
 const CRD_NAME: &str = "modelartsnodepools.modelarts-operator.io";
 
 static CRD_INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
@@ -49,13 +52,18 @@ static CRD_INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_n
 pub async fn install_crd(admin: &Client) {
     CRD_INSTALLED
         .get_or_init(|| async {
-            let text = std::fs::read_to_string(CRD_FILE).unwrap_or_else(|e| panic!("reading {CRD_FILE}: {e}"));
+            let text =
+                std::fs::read_to_string(CRD_FILE).unwrap_or_else(|e| panic!("reading {CRD_FILE}: {e}"));
             let crd: CustomResourceDefinition =
                 serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parsing {CRD_FILE}: {e}"));
             let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-            crds.patch(CRD_NAME, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd))
-                .await
-                .unwrap_or_else(|e| panic!("applying the CRD: {e}"));
+            crds.patch(
+                CRD_NAME,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("applying the CRD: {e}"));
             tokio::time::timeout(
                 TIMEOUT,
                 await_condition(crds, CRD_NAME, conditions::is_crd_established()),
@@ -218,7 +226,10 @@ impl OperatorProcess {
                 return;
             }
             if Instant::now() >= deadline {
-                panic!("operator not ready within {TIMEOUT:?}; log:\n{}", self.log_tail(60));
+                panic!(
+                    "operator not ready within {TIMEOUT:?}; log:\n{}",
+                    self.log_tail(60)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -475,7 +486,10 @@ impl E2e {
         let path = std::env::var_os("KUBECONFIG").expect("KUBECONFIG");
         let first = std::env::split_paths(&path).next().expect("KUBECONFIG entry");
         let admin_kc = Kubeconfig::read_from(&first).expect("reading the admin kubeconfig");
-        let ctx_name = admin_kc.current_context.clone().expect("admin kubeconfig has a current context");
+        let ctx_name = admin_kc
+            .current_context
+            .clone()
+            .expect("admin kubeconfig has a current context");
         let cluster_name = admin_kc
             .contexts
             .iter()
@@ -504,15 +518,19 @@ impl E2e {
         // The RBAC authorizer learns new bindings through informers: wait until the token works.
         let sa_client = self.sa_client().await;
         let mann: Api<ModelArtsNodePool> = Api::all(sa_client);
-        wait_until("the ServiceAccount to be allowed to list ModelArtsNodePools", TIMEOUT, || {
-            let mann = mann.clone();
-            async move {
-                mann.list(&ListParams::default().limit(1))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        })
+        wait_until(
+            "the ServiceAccount to be allowed to list ModelArtsNodePools",
+            TIMEOUT,
+            || {
+                let mann = mann.clone();
+                async move {
+                    mann.list(&ListParams::default().limit(1))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            },
+        )
         .await;
     }
 
@@ -616,7 +634,8 @@ impl E2e {
     /// Creates a ModelArtsNodePool for this shard (see [`E2e::pool_object`]).
     pub async fn create_pool(&self, ns: &str, name: &str, nodepool: &str, secret: &str, extra: Value) {
         let obj: ModelArtsNodePool =
-            serde_json::from_value(self.pool_object(ns, name, nodepool, secret, extra)).expect("valid object");
+            serde_json::from_value(self.pool_object(ns, name, nodepool, secret, extra))
+                .expect("valid object");
         self.pools(ns)
             .create(&PostParams::default(), &obj)
             .await
@@ -626,7 +645,11 @@ impl E2e {
     /// Merge-patches a resource's spec as admin.
     pub async fn patch_spec(&self, ns: &str, name: &str, spec: Value) {
         self.pools(ns)
-            .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": spec})))
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": spec})),
+            )
             .await
             .unwrap_or_else(|e| panic!("patching {ns}/{name}: {e}"));
     }
@@ -746,7 +769,11 @@ impl E2e {
         let what = format!("simulator to see at least {n} node-list requests");
         wait_until(&what, TIMEOUT, || async {
             let got = self.sim.state().stats().requests;
-            if got >= n { Ok(got) } else { Err(format!("{got} requests")) }
+            if got >= n {
+                Ok(got)
+            } else {
+                Err(format!("{got} requests"))
+            }
         })
         .await
     }

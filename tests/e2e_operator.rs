@@ -1,0 +1,792 @@
+//! End-to-end: the operator binary, as a separate process under a ServiceAccount with only the
+//! chart's RBAC, against a real kube-apiserver and the in-process ModelArts simulator.
+//!
+//! Run:
+//! ```text
+//! eval "$(CONTROL_PLANE_DIR=/tmp/mo/e2e-plane hack/control-plane.sh up)" && \
+//!   MODELARTS_REQUIRE_CLUSTER=1 cargo test --test e2e_operator -- --test-threads=8
+//! ```
+//! Without KUBECONFIG every test prints SKIPPED and passes (unless MODELARTS_REQUIRE_CLUSTER=1).
+//! Each test has its own namespace, simulator and operator shard (`--label-selector e2e=<id>`).
+
+#[path = "support/cluster.rs"]
+mod cluster;
+#[path = "support/operator.rs"]
+mod operator;
+
+use kube::api::{Api, PostParams};
+use modelarts_operator::crd::ModelArtsNodePool;
+use modelarts_operator::simulator::{
+    CredentialSpec, DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODE,
+    DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, FaultKind, GenerateSpec, NodePatch,
+    NodePoolSpec,
+};
+use modelarts_operator::summary::{PoolSummary, summarize};
+use operator::{E2e, TIMEOUT, cond, cond_message, has_cond, summarize_events, wait_until};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const READY: &[(&str, &str, &str)] = &[
+    ("Synced", "True", "Synced"),
+    ("Healthy", "True", "NoAbnormalNodes"),
+    ("Ready", "True", "Ready"),
+];
+
+fn truth(e: &E2e, nodepool: &str) -> PoolSummary {
+    summarize(
+        &e.sim
+            .state()
+            .nodes(DEMO_PROJECT_ID, DEMO_POOL, nodepool)
+            .expect("node pool exists in the simulator"),
+        200,
+    )
+}
+
+fn pool_of(obj: &ModelArtsNodePool) -> PoolSummary {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.pool.clone())
+        .expect("status carries node data")
+}
+
+fn last_sync(obj: &ModelArtsNodePool) -> Option<String> {
+    obj.status.as_ref().and_then(|s| s.last_sync_time.clone())
+}
+
+fn set_phase(e: &E2e, node: &str, phase: &str) {
+    e.sim
+        .state()
+        .patch_node(
+            (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
+            node,
+            NodePatch {
+                phase: Some(phase.into()),
+                ..Default::default()
+            },
+        )
+        .expect("patching the simulator's node");
+}
+
+/// Splits `kubectl get -o wide` output into (header, value) pairs per row, by the header's column
+/// starts (kubectl left-aligns every column at its header).
+fn table(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().expect("kubectl printed a header");
+    let mut starts = Vec::new();
+    let bytes = header.as_bytes();
+    for i in 0..bytes.len() {
+        let starts_word =
+            bytes[i] != b' ' && (i == 0 || (i >= 2 && bytes[i - 1] == b' ' && bytes[i - 2] == b' '));
+        if starts_word {
+            starts.push(i);
+        }
+    }
+    let cell = |line: &str, k: usize| -> String {
+        let from = starts[k].min(line.len());
+        let to = starts.get(k + 1).copied().unwrap_or(line.len()).min(line.len());
+        line[from..to].trim().to_string()
+    };
+    let names: Vec<String> = (0..starts.len()).map(|k| cell(header, k)).collect();
+    lines
+        .map(|l| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (n.clone(), cell(l, k)))
+                .collect()
+        })
+        .collect()
+}
+
+/// (1a) The seed example: status, conditions and every printer column of `kubectl get -o wide`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_example_status_and_printer_columns() {
+    let Some(e) = E2e::start("seed_example_status_and_printer_columns", "e2e-seed").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "seed", DEMO_NODEPOOL, "creds", json!({}))
+        .await;
+    let obj = e.wait_conds(&ns, "seed", READY).await;
+
+    let status = obj.status.clone().unwrap();
+    assert_eq!(status.observed_generation, obj.metadata.generation);
+    assert!(status.last_sync_time.is_some(), "lastSyncTime set");
+    let pool = pool_of(&obj);
+    assert_eq!(pool.node_count, 1);
+    assert_eq!(pool.phases.available, 1);
+    assert_eq!(
+        pool.capacity,
+        BTreeMap::from([
+            ("cpu".to_string(), "1930m".to_string()),
+            ("memory".into(), "1912Mi".into())
+        ])
+    );
+    assert_eq!(pool.columns.cpu, "0/1930m");
+    assert_eq!(pool.columns.memory, "0/1912Mi");
+    assert_eq!(
+        (pool.columns.gpu.as_str(), pool.columns.npu.as_str()),
+        ("0/0", "0/0")
+    );
+    assert_eq!(pool.nodes.len(), 1);
+    assert_eq!(pool.nodes[0].name, DEMO_NODE);
+    assert_eq!(pool.nodes[0].private_ip.as_deref(), Some("192.168.1.132"));
+    assert_eq!(
+        pool,
+        truth(&e, DEMO_NODEPOOL),
+        "status equals the simulator's own summary"
+    );
+    for c in &status.conditions {
+        assert_eq!(c.observed_generation, obj.metadata.generation, "{c:?}");
+    }
+
+    // kubectl, as a person would look at it: every column, wide, has a value.
+    let out = std::process::Command::new(operator::kubectl())
+        .args(["get", "mann", "-n", &ns, "-o", "wide"])
+        .output()
+        .unwrap_or_else(|err| panic!("running {}: {err}", operator::kubectl().display()));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = table(&text);
+    assert_eq!(rows.len(), 1, "one row:\n{text}");
+    let row: BTreeMap<String, String> = rows[0].iter().cloned().collect();
+    let headers: Vec<&str> = rows[0].iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(
+        headers,
+        [
+            "NAME",
+            "POOL",
+            "NODEPOOL",
+            "NODES",
+            "AVAILABLE",
+            "ABNORMAL",
+            "READY",
+            "AGE",
+            "CREATING",
+            "DELETING",
+            "CHECKING",
+            "CPU",
+            "MEMORY",
+            "GPU",
+            "NPU",
+            "LAST SYNC"
+        ],
+        "\n{text}"
+    );
+    for (h, v) in &rows[0] {
+        assert!(!v.is_empty() && v != "<none>", "column {h} has no value:\n{text}");
+    }
+    let want = [
+        ("NAME", "seed"),
+        ("POOL", DEMO_POOL),
+        ("NODEPOOL", DEMO_NODEPOOL),
+        ("NODES", "1"),
+        ("AVAILABLE", "1"),
+        ("ABNORMAL", "0"),
+        ("READY", "True"),
+        ("CREATING", "0"),
+        ("DELETING", "0"),
+        ("CHECKING", "0"),
+        ("CPU", "0/1930m"),
+        ("MEMORY", "0/1912Mi"),
+        ("GPU", "0/0"),
+        ("NPU", "0/0"),
+    ];
+    for (h, v) in want {
+        assert_eq!(row[h], v, "column {h}:\n{text}");
+    }
+    e.finish().await;
+}
+
+/// (1b) A 3000-node pool read 100 at a time: 30 requests, sums equal to the simulator's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pool_pages_and_exact_sums() {
+    let Some(e) = E2e::start("large_pool_pages_and_exact_sums", "e2e-large").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(
+        &ns,
+        "large",
+        DEMO_LARGE_NODEPOOL,
+        "creds",
+        json!({"pageSize": 100}),
+    )
+    .await;
+    let obj = e
+        .wait_pool(&ns, "large", "Synced True", |o| {
+            has_cond(o, "Synced", "True", "Synced")
+        })
+        .await;
+    // Read right away: the next sync is ≥ 9 s away.
+    let stats = e.sim.state().stats();
+    assert_eq!(stats.requests, 30, "3000 nodes / 100 per page: {stats:?}");
+    assert_eq!(
+        stats.by_status,
+        BTreeMap::from([("200".to_string(), 30)]),
+        "every page answered 200"
+    );
+    assert_eq!(stats.last_limit.as_deref(), Some("100"));
+
+    let pool = pool_of(&obj);
+    let want = truth(&e, DEMO_LARGE_NODEPOOL);
+    assert_eq!(pool.node_count, DEMO_LARGE_COUNT as i64);
+    assert_eq!(pool.phases.abnormal, 4);
+    assert_eq!(pool.capacity, want.capacity, "exact capacity sums");
+    assert_eq!(pool.available, want.available, "exact available sums");
+    assert_eq!(pool.columns, want.columns);
+    assert_eq!(pool, want, "the whole summary equals the simulator's own");
+    assert_eq!(pool.nodes.len(), 200, "maxNodesInStatus default");
+    assert_eq!(pool.omitted_nodes, 2800);
+    assert!(has_cond(&obj, "Healthy", "False", "NodesAbnormal"));
+    assert!(has_cond(&obj, "Ready", "False", "NodesAbnormal"));
+    e.finish().await;
+}
+
+/// (2) A node turns Abnormal and back: phases, conditions, one event each way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_abnormal_and_recovered_emit_one_event_each() {
+    let Some(e) = E2e::start("node_abnormal_and_recovered_emit_one_event_each", "e2e-abn").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    e.wait_conds(&ns, "np", READY).await;
+
+    set_phase(&e, DEMO_NODE, "Abnormal");
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[
+                ("Synced", "True", "Synced"),
+                ("Healthy", "False", "NodesAbnormal"),
+                ("Ready", "False", "NodesAbnormal"),
+            ],
+        )
+        .await;
+    let pool = pool_of(&obj);
+    assert_eq!((pool.phases.abnormal, pool.phases.available), (1, 0));
+    assert_eq!(pool.abnormal_nodes, vec![DEMO_NODE.to_string()]);
+    assert!(cond_message(&obj, "Healthy").contains(DEMO_NODE));
+    let ev = e.wait_event_count(&ns, "np", "NodeAbnormal", 1).await;
+    let ev = &ev[0];
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert!(ev.note.as_deref().unwrap_or("").contains(DEMO_NODE), "{ev:?}");
+    assert_eq!(ev.reporting_controller.as_deref(), Some("modelarts-operator"));
+    let regarding = ev.regarding.as_ref().unwrap();
+    assert_eq!(regarding.uid, obj.metadata.uid, "regards this very object");
+    assert_eq!(
+        regarding.api_version.as_deref(),
+        Some("modelarts-operator.io/v1alpha1")
+    );
+
+    set_phase(&e, DEMO_NODE, "Available");
+    let obj = e.wait_conds(&ns, "np", READY).await;
+    let pool = pool_of(&obj);
+    assert_eq!((pool.phases.abnormal, pool.phases.available), (0, 1));
+    assert!(pool.abnormal_nodes.is_empty());
+    let ev = e.wait_event_count(&ns, "np", "NodeRecovered", 1).await;
+    assert_eq!(ev[0].type_.as_deref(), Some("Normal"));
+    assert!(ev[0].note.as_deref().unwrap_or("").contains(DEMO_NODE));
+
+    // Two more unchanged syncs: still exactly one event each way, none repeated as a series.
+    let seen = e.sim.state().stats().requests;
+    e.wait_requests(seen + 2).await;
+    let all = e.events(&ns, "np").await;
+    let reasons: Vec<&str> = all.iter().map(|e| e.reason.as_deref().unwrap_or("")).collect();
+    assert_eq!(
+        reasons,
+        ["NodeAbnormal", "NodeRecovered"],
+        "{:?}",
+        summarize_events(&all)
+    );
+    assert!(
+        all.iter().all(|e| e.series.is_none()),
+        "{:?}",
+        summarize_events(&all)
+    );
+    e.finish().await;
+}
+
+/// Asserts the failure condition, then returns once the events are exactly `[SyncFailed]`.
+async fn expect_failed(e: &E2e, ns: &str, name: &str, reason: &str) -> ModelArtsNodePool {
+    let obj = e
+        .wait_pool(ns, name, &format!("Synced False/{reason}"), |o| {
+            has_cond(o, "Synced", "False", reason)
+        })
+        .await;
+    assert!(
+        has_cond(&obj, "Ready", "False", reason),
+        "Ready mirrors the sync failure: {:?}",
+        cond(&obj, "Ready")
+    );
+    let ev = e.wait_event_count(ns, name, "SyncFailed", 1).await;
+    assert_eq!(ev[0].type_.as_deref(), Some("Warning"));
+    assert!(ev[0].note.as_deref().unwrap_or("").starts_with(reason), "{ev:?}");
+    obj
+}
+
+/// Waits for recovery and the event pair `[.., SyncFailed, SyncRecovered]`.
+async fn expect_recovered(e: &E2e, ns: &str, name: &str, before: &[&str]) -> ModelArtsNodePool {
+    let obj = e
+        .wait_pool(ns, name, "Synced True again", |o| {
+            has_cond(o, "Synced", "True", "Synced")
+        })
+        .await;
+    e.wait_event_count(ns, name, "SyncRecovered", 1).await;
+    let all = e.events(ns, name).await;
+    let reasons: Vec<&str> = all.iter().map(|e| e.reason.as_deref().unwrap_or("")).collect();
+    let mut want = before.to_vec();
+    want.extend(["SyncFailed", "SyncRecovered"]);
+    assert_eq!(reasons, want, "{:?}", summarize_events(&all));
+    obj
+}
+
+/// (3a) Wrong secretKey → AuthenticationFailed; fixing the Secret recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_fail_then_recover() {
+    let Some(e) = E2e::start("bad_credentials_fail_then_recover", "e2e-auth").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, "not-the-secret-key")
+        .await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    let obj = expect_failed(&e, &ns, "np", "AuthenticationFailed").await;
+    assert!(has_cond(&obj, "Healthy", "Unknown", "NotSynced"));
+    assert_eq!(
+        obj.status.as_ref().unwrap().pool,
+        None,
+        "no node data before any success"
+    );
+    assert!(cond_message(&obj, "Synced").contains("no successful sync yet"));
+    assert!(e.sim.state().stats().auth_failures >= 1);
+
+    e.update_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
+        .await;
+    let obj = expect_recovered(&e, &ns, "np", &[]).await;
+    assert_eq!(pool_of(&obj), truth(&e, DEMO_NODEPOOL));
+    e.finish().await;
+}
+
+/// (3b) Missing Secret → CredentialsNotFound; creating it recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_secret_fails_then_recovers() {
+    let Some(e) = E2e::start("missing_secret_fails_then_recovers", "e2e-nosecret").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "absent", json!({})).await;
+    let obj = expect_failed(&e, &ns, "np", "CredentialsNotFound").await;
+    let msg = cond_message(&obj, "Synced");
+    assert!(msg.contains("absent") && msg.contains("not found"), "{msg}");
+    assert_eq!(
+        e.sim.state().stats().all_requests,
+        0,
+        "nothing sent without credentials"
+    );
+
+    e.put_secret(&ns, "absent", DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
+        .await;
+    expect_recovered(&e, &ns, "np", &[]).await;
+    e.finish().await;
+}
+
+/// (3c) Unknown node pool → NodePoolNotFound; once it exists in ModelArts, it recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_nodepool_fails_then_recovers() {
+    let Some(e) = E2e::start("unknown_nodepool_fails_then_recovers", "e2e-nopool").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", "not-there-yet", "creds", json!({}))
+        .await;
+    let obj = expect_failed(&e, &ns, "np", "NodePoolNotFound").await;
+    assert_eq!(obj.status.as_ref().unwrap().pool, None);
+
+    e.sim
+        .state()
+        .put_node_pool(
+            DEMO_PROJECT_ID,
+            DEMO_POOL,
+            NodePoolSpec {
+                name: "not-there-yet".into(),
+                generate: Some(GenerateSpec::new(3)),
+                ..Default::default()
+            },
+        )
+        .expect("adding the node pool");
+    let obj = expect_recovered(&e, &ns, "np", &[]).await;
+    assert_eq!(pool_of(&obj).node_count, 3);
+    assert_eq!(pool_of(&obj), truth(&e, "not-there-yet"));
+    e.finish().await;
+}
+
+/// Shared by (3d) and (3e): a persistent fault after a good sync keeps the last node data, and
+/// clearing it recovers.
+async fn fault_after_success(test: &str, prefix: &str, fault: FaultKind, reason: &str) {
+    let Some(e) = E2e::start(test, prefix).await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", DEMO_GPU_NODEPOOL, "creds", json!({}))
+        .await;
+    let good = e
+        .wait_pool(&ns, "np", "Synced True", |o| {
+            has_cond(o, "Synced", "True", "Synced")
+        })
+        .await;
+    assert_eq!(pool_of(&good).node_count, 4);
+    // gpu-a100 has one Abnormal node: NodeAbnormal comes with the first sync.
+    e.wait_event_count(&ns, "np", "NodeAbnormal", 1).await;
+
+    e.sim.state().set_faults(vec![Fault::new(fault)]);
+    let obj = expect_failed(&e, &ns, "np", reason).await;
+    assert_eq!(pool_of(&obj), pool_of(&good), "last good node data kept");
+    assert_eq!(
+        last_sync(&obj),
+        last_sync(&good),
+        "lastSyncTime is that of the last success"
+    );
+    assert!(
+        has_cond(&obj, "Healthy", "False", "NodesAbnormal"),
+        "health still from the last data"
+    );
+    let msg = cond_message(&obj, "Synced");
+    let when = last_sync(&good).unwrap();
+    assert!(msg.contains(&when), "message names the data's age: {msg}");
+
+    e.sim.state().clear_faults();
+    let obj = expect_recovered(&e, &ns, "np", &["NodeAbnormal"]).await;
+    assert_eq!(pool_of(&obj), truth(&e, DEMO_GPU_NODEPOOL));
+    e.finish().await;
+}
+
+/// (3d) 429 → Throttled, data kept, recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_keeps_last_data_then_recovers() {
+    fault_after_success(
+        "throttling_keeps_last_data_then_recovers",
+        "e2e-429",
+        FaultKind::Throttle { retry_after: None },
+        "Throttled",
+    )
+    .await;
+}
+
+/// (3e) 503 → ModelArtsUnavailable, data kept, recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_keep_last_data_then_recover() {
+    fault_after_success(
+        "server_errors_keep_last_data_then_recover",
+        "e2e-5xx",
+        FaultKind::ServerError {
+            status: 503,
+            retry_after: None,
+        },
+        "ModelArtsUnavailable",
+    )
+    .await;
+}
+
+/// (4) Rotation: new credential added in ModelArts, Secret updated, old credential removed →
+/// syncs keep succeeding, which they can only do with the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_secret_keeps_syncing() {
+    let Some(e) = E2e::start("rotated_secret_keeps_syncing", "e2e-rotate").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    let (old_ak, old_sk) = ("ROTATEOLDAK000000001", "old-secret-key-0000000000000000000000000");
+    let (new_ak, new_sk) = ("ROTATENEWAK000000002", "new-secret-key-1111111111111111111111111");
+    let sim = e.sim.state().clone();
+    sim.upsert_credential(CredentialSpec::new(old_ak, old_sk));
+    assert!(
+        sim.remove_credential(DEMO_ACCESS_KEY),
+        "only the rotated keys are accepted"
+    );
+    e.put_secret(&ns, "creds", old_ak, old_sk).await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    e.wait_conds(&ns, "np", READY).await;
+
+    sim.upsert_credential(CredentialSpec::new(new_ak, new_sk));
+    e.update_secret(&ns, "creds", new_ak, new_sk).await;
+    assert!(sim.remove_credential(old_ak));
+    let ok = |s: &modelarts_operator::simulator::Stats| s.by_status.get("200").copied().unwrap_or(0);
+    let ok_at_removal = ok(&sim.stats());
+
+    // Two successful node-list requests after the old key is gone: only the new one can sign them.
+    wait_until("two successful syncs with the rotated key", TIMEOUT, || async {
+        let s = sim.stats();
+        if ok(&s) >= ok_at_removal + 2 {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+    let obj = e.wait_conds(&ns, "np", READY).await;
+    assert_eq!(pool_of(&obj), truth(&e, DEMO_NODEPOOL));
+    e.finish().await;
+}
+
+/// (5) Suspend: Synced Unknown/Suspended, no more requests for that pool, node data kept;
+/// unsuspending resumes polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_polling_and_keeps_data() {
+    let Some(e) = E2e::start("suspend_stops_polling_and_keeps_data", "e2e-suspend").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "paused", DEMO_NODEPOOL, "creds", json!({}))
+        .await;
+    // A second resource on another node pool keeps polling: evidence that time and resyncs pass.
+    e.create_pool(&ns, "control", DEMO_GPU_NODEPOOL, "creds", json!({}))
+        .await;
+    let good = e.wait_conds(&ns, "paused", READY).await;
+    e.wait_pool(&ns, "control", "Synced True", |o| {
+        has_cond(o, "Synced", "True", "Synced")
+    })
+    .await;
+
+    e.patch_spec(&ns, "paused", json!({"suspend": true})).await;
+    let obj = e
+        .wait_pool(&ns, "paused", "Synced Unknown/Suspended", |o| {
+            has_cond(o, "Synced", "Unknown", "Suspended")
+                && o.status.as_ref().unwrap().observed_generation == o.metadata.generation
+        })
+        .await;
+    assert!(
+        has_cond(&obj, "Ready", "False", "Suspended"),
+        "{:?}",
+        cond(&obj, "Ready")
+    );
+    assert!(has_cond(&obj, "Healthy", "True", "NoAbnormalNodes"));
+    assert_eq!(pool_of(&obj), pool_of(&good), "node data kept");
+    assert_eq!(last_sync(&obj), last_sync(&good));
+
+    let paused_before = e.requests_for(DEMO_NODEPOOL);
+    let control_before = e.requests_for(DEMO_GPU_NODEPOOL);
+    wait_until("three more syncs of the control resource", TIMEOUT, || async {
+        let n = e.requests_for(DEMO_GPU_NODEPOOL);
+        if n >= control_before + 3 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        e.requests_for(DEMO_NODEPOOL),
+        paused_before,
+        "no ModelArts request for the suspended pool"
+    );
+    let still = e.get(&ns, "paused").await;
+    assert_eq!(
+        still.metadata.resource_version, obj.metadata.resource_version,
+        "no writes while suspended"
+    );
+
+    e.patch_spec(&ns, "paused", json!({"suspend": false})).await;
+    e.wait_conds(&ns, "paused", READY).await;
+    assert!(e.requests_for(DEMO_NODEPOOL) > paused_before, "polling resumed");
+    e.finish().await;
+}
+
+/// (6) The API server refuses invalid specs and names the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_are_rejected_with_the_field_named() {
+    let Some(e) =
+        E2e::without_operator("invalid_specs_are_rejected_with_the_field_named", "e2e-invalid").await
+    else {
+        return;
+    };
+    let ns = e.ns.clone();
+    let api: Api<ModelArtsNodePool> = e.pools(&ns);
+    let try_create = |name: &str, extra: serde_json::Value| {
+        let obj: ModelArtsNodePool =
+            serde_json::from_value(e.pool_object(&ns, name, DEMO_NODEPOOL, "creds", extra)).unwrap();
+        let api = api.clone();
+        async move { api.create(&PostParams::default(), &obj).await }
+    };
+    // A valid object is accepted, so the refusals below are about the one bad field.
+    try_create("valid", json!({}))
+        .await
+        .expect("a valid spec is accepted");
+
+    let cases: &[(&str, serde_json::Value, &[&str])] = &[
+        (
+            "both",
+            json!({"region": "cn-north-4"}),
+            &[
+                "spec.region",
+                "exactly one of spec.region or spec.endpoint must be set",
+            ],
+        ),
+        ("page0", json!({"pageSize": 0}), &["spec.pageSize"]),
+        ("page501", json!({"pageSize": 501}), &["spec.pageSize"]),
+        (
+            "sync5s",
+            json!({"syncInterval": "5s"}),
+            &["spec.syncInterval", "at least 10s"],
+        ),
+        ("badpool", json!({"poolName": "Bad_Pool"}), &["spec.poolName"]),
+    ];
+    for (name, extra, needles) in cases {
+        match try_create(name, extra.clone()).await {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 422, "{name}: {s:?}");
+                for n in *needles {
+                    assert!(
+                        s.message.contains(n),
+                        "{name}: message lacks {n:?}: {}",
+                        s.message
+                    );
+                }
+            }
+            other => panic!("{name}: expected a 422 refusal, got {other:?}"),
+        }
+    }
+    // Neither region nor endpoint is refused too.
+    let mut neither = e.pool_object(&ns, "neither", DEMO_NODEPOOL, "creds", json!({}));
+    neither["spec"].as_object_mut().unwrap().remove("endpoint");
+    let obj: ModelArtsNodePool = serde_json::from_value(neither).unwrap();
+    match api.create(&PostParams::default(), &obj).await {
+        Err(kube::Error::Api(s)) => assert!(
+            s.code == 422 && s.message.contains("exactly one of spec.region or spec.endpoint"),
+            "{s:?}"
+        ),
+        other => panic!("neither: expected a 422 refusal, got {other:?}"),
+    }
+    e.finish().await;
+}
+
+/// (7) Unchanged resyncs write nothing: resourceVersion and the status-write counter stay put
+/// while the simulator answers at least three more syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_resyncs_write_no_status() {
+    let Some(e) = E2e::start("unchanged_resyncs_write_no_status", "e2e-nowrite").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    let obj = e.wait_conds(&ns, "np", READY).await;
+    let rv = obj.metadata.resource_version.clone();
+    let requests = e.sim.state().stats().requests;
+    let writes = e.op().counter("status_writes_total").await;
+    assert_eq!(writes, 1.0, "one write for the first sync");
+
+    e.wait_requests(requests + 3).await;
+    let now = e.get(&ns, "np").await;
+    assert_eq!(
+        now.metadata.resource_version,
+        rv,
+        "status rewritten without a change: {}",
+        operator::brief(&now)
+    );
+    assert_eq!(e.op().counter("status_writes_total").await, writes);
+    assert_eq!(last_sync(&now), last_sync(&obj));
+    e.finish().await;
+}
+
+/// (8) One operator, resources in two namespaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_operator_two_namespaces() {
+    let Some(mut e) = E2e::start("one_operator_two_namespaces", "e2e-twons").await else {
+        return;
+    };
+    let ns1 = e.ns.clone();
+    let ns2 = format!("{ns1}-b");
+    e.create_namespace(&ns2).await;
+    e.put_secret(&ns1, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
+        .await;
+    e.put_secret(&ns2, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
+        .await;
+    e.create_pool(&ns1, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    e.create_pool(&ns2, "np", DEMO_GPU_NODEPOOL, "creds", json!({}))
+        .await;
+
+    let a = e.wait_conds(&ns1, "np", READY).await;
+    let b = e
+        .wait_pool(&ns2, "np", "Synced True", |o| {
+            has_cond(o, "Synced", "True", "Synced")
+        })
+        .await;
+    assert_eq!(pool_of(&a), truth(&e, DEMO_NODEPOOL));
+    assert_eq!(pool_of(&b), truth(&e, DEMO_GPU_NODEPOOL));
+    assert!(has_cond(&b, "Healthy", "False", "NodesAbnormal"));
+    // Each resource's events land in its own namespace.
+    e.wait_event_count(&ns2, "np", "NodeAbnormal", 1).await;
+    assert!(e.events(&ns1, "np").await.is_empty());
+    e.finish().await;
+}
+
+/// (9) Restarting the operator repeats no event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_emits_no_duplicate_events() {
+    let Some(mut e) = E2e::start("restart_emits_no_duplicate_events", "e2e-restart").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    e.wait_conds(&ns, "np", READY).await;
+    set_phase(&e, DEMO_NODE, "Abnormal");
+    e.wait_pool(&ns, "np", "Healthy False", |o| {
+        has_cond(o, "Healthy", "False", "NodesAbnormal")
+    })
+    .await;
+    e.wait_event_count(&ns, "np", "NodeAbnormal", 1).await;
+
+    let first_pid = e.op().pid();
+    e.stop_operator().await;
+    let before = e.sim.state().stats().requests;
+    e.start_operator().await;
+    assert_ne!(e.op().pid(), first_pid, "a new process");
+    e.wait_requests(before + 2).await;
+    // Give the second resync's status/event handling a moment to land after the request.
+    e.wait_pool(&ns, "np", "still Healthy False", |o| {
+        has_cond(o, "Healthy", "False", "NodesAbnormal")
+    })
+    .await;
+    let all = e.events(&ns, "np").await;
+    let reasons: Vec<&str> = all.iter().map(|e| e.reason.as_deref().unwrap_or("")).collect();
+    assert_eq!(reasons, ["NodeAbnormal"], "{:?}", summarize_events(&all));
+    assert!(all[0].series.is_none(), "{:?}", summarize_events(&all));
+    e.finish().await;
+}
+
+/// The harness itself: the operator runs with only the chart's RBAC, so the ServiceAccount may
+/// not list Secrets (the chart grants `get` only) — proving the tests are not running as admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_identity_has_only_chart_rbac() {
+    let Some(e) = E2e::without_operator("operator_identity_has_only_chart_rbac", "e2e-rbac").await else {
+        return;
+    };
+    let sa = e.sa_client().await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(sa.clone(), &e.ns);
+    match secrets.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => panic!("listing Secrets must be forbidden, got {other:?}"),
+    }
+    let pools: Api<ModelArtsNodePool> = Api::namespaced(sa, &e.ns);
+    let obj: ModelArtsNodePool =
+        serde_json::from_value(e.pool_object(&e.ns, "x", DEMO_NODEPOOL, "creds", json!({}))).unwrap();
+    match pools.create(&PostParams::default(), &obj).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => panic!("creating ModelArtsNodePools must be forbidden, got {other:?}"),
+    }
+    e.finish().await;
+}
