@@ -756,7 +756,8 @@ async fn restart_emits_no_duplicate_events() {
     e.start_operator().await;
     assert_ne!(e.op().pid(), first_pid, "a new process");
     e.wait_requests(before + 2).await;
-    // Give the second resync's status/event handling a moment to land after the request.
+    // The first resync after the restart (where a repeated event would come from) finished its
+    // event handling before the second one started.
     e.wait_pool(&ns, "np", "still Healthy False", |o| {
         has_cond(o, "Healthy", "False", "NodesAbnormal")
     })

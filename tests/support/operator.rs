@@ -313,6 +313,9 @@ impl Drop for OperatorProcess {
 
 /// One test's world: namespace, RBAC, ServiceAccount kubeconfig, simulator and operator.
 pub struct E2e {
+    /// The running operator, if any. First, so it is dropped (killed, its log printed on panic)
+    /// before the simulator and the directory holding its log.
+    pub operator: Option<OperatorProcess>,
     /// Test name, for messages.
     pub test: String,
     /// Admin client (client certificate, system:masters).
@@ -329,8 +332,6 @@ pub struct E2e {
     pub dir: tempfile::TempDir,
     /// Kubeconfig of the operator's ServiceAccount (token only).
     pub sa_kubeconfig: PathBuf,
-    /// The running operator, if any.
-    pub operator: Option<OperatorProcess>,
     namespaces: Vec<String>,
     cluster_rbac: Vec<String>,
     starts: u32,
@@ -359,6 +360,7 @@ impl E2e {
             .expect("temp dir");
         let sa_kubeconfig = dir.path().join("operator.kubeconfig");
         let mut e = E2e {
+            operator: None,
             test: test.to_string(),
             admin,
             admin_config,
@@ -367,7 +369,6 @@ impl E2e {
             sim,
             dir,
             sa_kubeconfig,
-            operator: None,
             namespaces: Vec::new(),
             cluster_rbac: Vec::new(),
             starts: 0,
@@ -782,6 +783,11 @@ impl E2e {
     /// the resources, namespaces and cluster-scoped RBAC. (Without a namespace controller the
     /// namespaces stay Terminating, which is harmless on a throwaway plane.)
     pub async fn finish(mut self) {
+        if let Some(op) = &self.operator
+            && std::env::var_os("E2E_PRINT_LOGS").is_some()
+        {
+            eprintln!("--- {} operator log ---\n{}", self.test, op.log_tail(200));
+        }
         if self.operator.is_some() {
             self.stop_operator().await;
         }
