@@ -248,6 +248,6 @@ printf '$ kubectl describe mann nodepool-1 -n %s   # Conditions and Events only\
 # Status fields are indented by two spaces; the next one after Conditions ends that block.
 kubectl describe mann nodepool-1 -n "$NS" | awk '
   /^  Conditions:/ { on = 1; print; next }
-  /^Events:/ { on = 1 }
-  on && /^  [A-Z]/ { on = 0 }
+  on == 1 && /^  [A-Z]/ { on = 0 }
+  /^Events:/ { on = 2 }
   on'
