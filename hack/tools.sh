@@ -59,7 +59,10 @@ build_kube_apiserver() {
 }
 
 build_etcd() {
-  if [ -x "$BIN/etcd" ] && "$BIN/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}"; then return; fi
+  # Capture first: `| grep -q` under pipefail can fail on SIGPIPE and force a needless rebuild.
+  local have=""
+  [ -x "$BIN/etcd" ] && have=$("$BIN/etcd" --version 2>/dev/null || true)
+  case "$have" in *"etcd Version: ${ETCD_VERSION#v}"*) return ;; esac
   local dir="$CACHE/src/etcd-$ETCD_VERSION"; mkdir -p "$dir"
   need_go
   log "building etcd $ETCD_VERSION from the Go module proxy"

@@ -198,7 +198,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
             context: format!("binding --metrics-addr {}", args.metrics_addr),
             source: e,
         })?;
-    info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| args.metrics_addr.to_string(), |a| a.to_string());
+    info!(addr = %bound, "serving /metrics, /healthz, /readyz");
     let app = server::router(server::Health {
         metrics,
         ready: ready.clone(),

@@ -10,6 +10,7 @@ use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The `X-Request-Id` of the request being handled (32 lower-hex chars).
@@ -202,7 +203,8 @@ async fn list_nodes_common(
     rid: &RequestId,
     raw: Option<&str>,
     zero_is_default: bool,
-    lookup: impl Fn(&super::world::World) -> Result<(Vec<Node>, u64), StateError>,
+    // Borrowed for one node pool; owned only when a pool-wide list must be concatenated.
+    lookup: impl for<'w> Fn(&'w super::world::World) -> Result<(Cow<'w, [Node]>, u64), StateError>,
 ) -> Response {
     let (limit, token) = match paging_params(raw, zero_is_default) {
         Ok(p) => p,
@@ -244,7 +246,7 @@ pub async fn list_nodepool_nodes(
     }
     list_nodes_common(&st, &rid, raw.as_deref(), false, |w| {
         w.node_pool(&project, &pool, &np)
-            .map(|n| (n.nodes.clone(), n.generation))
+            .map(|n| (Cow::Borrowed(n.nodes.as_slice()), n.generation))
     })
     .await
 }
@@ -258,12 +260,12 @@ pub async fn list_pool_nodes(
 ) -> Response {
     list_nodes_common(&st, &rid, raw.as_deref(), true, |w| {
         w.pool(&project, &pool).map(|p| {
-            let nodes = p
+            let nodes: Vec<Node> = p
                 .node_pools
                 .iter()
                 .flat_map(|n| n.nodes.iter().cloned())
                 .collect();
-            (nodes, p.node_pools.iter().map(|n| n.generation).sum())
+            (Cow::Owned(nodes), p.node_pools.iter().map(|n| n.generation).sum())
         })
     })
     .await

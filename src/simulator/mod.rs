@@ -263,13 +263,7 @@ fn announce(endpoint: &str) -> std::io::Result<()> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Fails only if a subscriber is already installed (e.g. by main), which is fine.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
+    crate::telemetry::init(crate::telemetry::LogFormat::Text);
 }
 
 async fn wait_for_signal() {
