@@ -23,7 +23,7 @@ use kube::{
         Controller,
         controller::{Action, Config as ControllerConfig},
         events::{Event, EventType, Recorder, Reporter},
-        reflector::ObjectRef,
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -176,6 +176,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             ),
         ));
     }
+    let mut wc = watcher::Config::default();
+    if let Some(sel) = &args.label_selector {
+        wc = wc.labels(sel);
+    }
+    let controller = Controller::new(api, wc);
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("CONTROLLER_POD_NAME").ok(),
@@ -212,17 +217,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
             .await;
     });
 
-    let mut wc = watcher::Config::default();
-    if let Some(sel) = &args.label_selector {
-        wc = wc.labels(sel);
-    }
     info!(
         namespace = args.namespace.as_deref().unwrap_or("<all>"),
         concurrency = args.concurrency,
         "starting controller"
     );
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    Controller::new(api, wc)
+    tokio::spawn(forget_deleted(controller.store(), ctx.clone()));
+    controller
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -235,6 +237,36 @@ pub async fn run(args: RunArgs) -> Result<()> {
     info!("controller stopped; shutting down");
     let _ = http.await;
     Ok(())
+}
+
+/// Drops the memo and metric series of resources that left the watch (deleted, or no
+/// longer matching the selector), so neither grows with every resource ever seen.
+async fn forget_deleted(store: Store<ModelArtsNodePool>, ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if store.wait_until_ready().await.is_err() {
+            return;
+        }
+        let gone: Vec<ObjectRef<ModelArtsNodePool>> = match ctx.memo.lock() {
+            Ok(mut memo) => {
+                let gone = memo
+                    .keys()
+                    .filter(|k| store.get(k).is_none())
+                    .cloned()
+                    .collect::<Vec<_>>();
+                for k in &gone {
+                    memo.remove(k);
+                }
+                gone
+            }
+            Err(_) => return,
+        };
+        for k in gone {
+            ctx.metrics
+                .forget(k.namespace.as_deref().unwrap_or_default(), &k.name);
+        }
+    }
 }
 
 async fn shutdown_signal() {

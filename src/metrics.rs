@@ -7,7 +7,10 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-use std::sync::atomic::AtomicU64;
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Mutex, atomic::AtomicU64},
+};
 
 /// Labels of reconcile outcomes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,6 +71,8 @@ pub struct Metrics {
     pub resources: Family<ResourceLabels, Gauge<f64, AtomicU64>>,
     /// 1 when the last sync of a pool succeeded.
     pub synced: Family<PoolLabels, Gauge>,
+    /// Resource names exported per pool, so a deleted pool's series can be removed.
+    exported: Mutex<HashMap<PoolLabels, BTreeSet<String>>>,
 }
 
 impl Default for Metrics {
@@ -115,6 +120,7 @@ impl Default for Metrics {
             nodes,
             resources,
             synced,
+            exported: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -153,6 +159,18 @@ impl Metrics {
             };
             self.nodes.get_or_create(&l).set(n);
         }
+        let stale: BTreeSet<String> = self
+            .exported
+            .lock()
+            .map(|mut e| {
+                let now: BTreeSet<String> = p.capacity.keys().chain(p.available.keys()).cloned().collect();
+                let before = e.insert(pool.clone(), now.clone()).unwrap_or_default();
+                before.difference(&now).cloned().collect()
+            })
+            .unwrap_or_default();
+        for resource in stale {
+            self.remove_resource(namespace, name, &resource);
+        }
         for (kind, map) in [("capacity", &p.capacity), ("available", &p.available)] {
             for (resource, value) in map {
                 let Ok(q) = Quantity::parse(value) else { continue };
@@ -165,5 +183,105 @@ impl Metrics {
                 self.resources.get_or_create(&l).set(q.nanos() as f64 / 1e9);
             }
         }
+    }
+
+    /// Removes every series of a pool whose resource is gone, so deleted pools do not
+    /// linger on dashboards or grow the registry.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        let pool = PoolLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.synced.remove(&pool);
+        for phase in [
+            "available",
+            "creating",
+            "deleting",
+            "abnormal",
+            "checking",
+            "other",
+        ] {
+            self.nodes.remove(&PhaseLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                phase: phase.into(),
+            });
+        }
+        let resources = self
+            .exported
+            .lock()
+            .ok()
+            .and_then(|mut e| e.remove(&pool))
+            .unwrap_or_default();
+        for resource in resources {
+            self.remove_resource(namespace, name, &resource);
+        }
+    }
+
+    fn remove_resource(&self, namespace: &str, name: &str, resource: &str) {
+        for kind in ["capacity", "available"] {
+            self.resources.remove(&ResourceLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                resource: resource.into(),
+                kind: kind.into(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        status::{Outcome, next_status},
+        summary::summarize,
+    };
+
+    fn status_with(resources: &[(&str, &str)]) -> ModelArtsNodePoolStatus {
+        let mut node = crate::model::Node::default();
+        node.metadata.name = "n".into();
+        node.status.phase = crate::model::NodePhase::Available;
+        node.status.resources = resources
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let summary = summarize(&[node], 10);
+        next_status(
+            None,
+            Some(1),
+            &Outcome::Synced(Box::new(summary)),
+            jiff::Timestamp::UNIX_EPOCH,
+            Default::default(),
+        )
+    }
+
+    #[test]
+    fn exports_pool_gauges_and_forgets_deleted_pools() {
+        let m = Metrics::default();
+        m.observe_status(
+            "ml",
+            "a100",
+            &status_with(&[("cpu", "1930m"), ("nvidia.com/gpu", "8")]),
+        );
+        let text = m.encode();
+        assert!(text.contains(r#"modelarts_operator_nodepool_resources{namespace="ml",name="a100",resource="cpu",kind="capacity"} 1.93"#), "{text}");
+        assert!(
+            text.contains(
+                r#"modelarts_operator_nodepool_nodes{namespace="ml",name="a100",phase="available"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"modelarts_operator_nodepool_synced{namespace="ml",name="a100"} 1"#),
+            "{text}"
+        );
+        m.observe_status("ml", "a100", &status_with(&[("cpu", "2")]));
+        assert!(
+            !m.encode().contains("nvidia.com/gpu"),
+            "a resource that disappeared is dropped"
+        );
+        m.forget("ml", "a100");
+        assert!(!m.encode().contains("a100"), "{}", m.encode());
     }
 }
