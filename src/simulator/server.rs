@@ -60,6 +60,7 @@ fn is_node_list(path: &str) -> bool {
 /// Gives every request an ID (header `X-Request-Id` on every answer) and records API calls.
 async fn envelope(State(st): State<Arc<SimState>>, mut req: Request, next: Next) -> Response {
     let rid = RequestId::random();
+    let at_ms = u64::try_from(st.uptime().as_millis()).unwrap_or(u64::MAX);
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -81,6 +82,7 @@ async fn envelope(State(st): State<Arc<SimState>>, mut req: Request, next: Next)
             query,
             status,
             request_id: rid.0,
+            at_ms,
         };
         st.record(rec, node_list, limit);
     }

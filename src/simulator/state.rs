@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// How many requests `recent` keeps.
 pub const RECENT_CAPACITY: usize = 200;
@@ -30,6 +31,10 @@ pub struct RequestRecord {
     pub status: u16,
     /// The `X-Request-Id` sent back.
     pub request_id: String,
+    /// When the request arrived: milliseconds since the simulator started (monotonic), so
+    /// tests can measure the spacing of a client's retries.
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 /// Request statistics, as `GET /_sim/stats` returns them.
@@ -61,6 +66,7 @@ struct Inner {
 pub struct SimState {
     inner: Mutex<Inner>,
     auth_enabled: AtomicBool,
+    started: Instant,
 }
 
 impl std::fmt::Debug for SimState {
@@ -84,7 +90,13 @@ impl SimState {
         SimState {
             inner: Mutex::new(inner),
             auth_enabled: AtomicBool::new(auth_enabled),
+            started: Instant::now(),
         }
+    }
+
+    /// Time since the simulator started; the clock of [`RequestRecord::at_ms`].
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
