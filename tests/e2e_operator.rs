@@ -791,3 +791,281 @@ async fn operator_identity_has_only_chart_rbac() {
     }
     e.finish().await;
 }
+
+/// Waits until the operator has reconciled the shard's failing resource at least twice with
+/// `reason` (the first sync and a backoff retry), then asserts the simulator never saw a request:
+/// the refusal happens before anything is signed or sent, every time.
+async fn assert_refused_twice_without_requests(e: &E2e, reason: &str) {
+    let series = format!("reconciles_total{{result=\"{reason}\"}}");
+    wait_until(&format!("two reconciles ending in {reason}"), TIMEOUT, || async {
+        let n = e.op().counter_or_zero(&series).await;
+        if n >= 2.0 { Ok(()) } else { Err(format!("{n}")) }
+    })
+    .await;
+    let stats = e.sim.state().stats();
+    assert_eq!(
+        stats.all_requests, 0,
+        "no request may leave the operator: {stats:?}"
+    );
+}
+
+/// (10) An endpoint whose host is not in the operator's allow-list (here the default one: public
+/// ModelArts domains only) is an InvalidSpec, and no signed request is sent to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_outside_the_allow_list_is_invalid_spec() {
+    let Some(mut e) =
+        E2e::without_operator("endpoint_outside_the_allow_list_is_invalid_spec", "e2e-allowlist").await
+    else {
+        return;
+    };
+    // No --allowed-endpoint-suffix: the default allow-list applies; http itself stays allowed, so
+    // the allow-list is the only reason to refuse.
+    e.config.allowed_suffixes.clear();
+    assert!(e.config.allow_http);
+    e.start_operator().await;
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    let obj = expect_failed(&e, &ns, "np", "InvalidSpec").await;
+    let msg = cond_message(&obj, "Synced");
+    assert!(
+        msg.contains("spec.endpoint")
+            && msg.contains("allow-list")
+            && msg.contains(&e.sim.endpoint())
+            && msg.contains(".myhuaweicloud.com"),
+        "{msg}"
+    );
+    assert!(has_cond(&obj, "Healthy", "Unknown", "NotSynced"));
+    assert_refused_twice_without_requests(&e, "InvalidSpec").await;
+    e.finish().await;
+}
+
+/// (11) A plain http endpoint is refused unless the operator opted in, even when its host is
+/// allowed: signed headers would travel in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_endpoint_is_refused_without_the_opt_in() {
+    let Some(mut e) =
+        E2e::without_operator("plain_http_endpoint_is_refused_without_the_opt_in", "e2e-nohttp").await
+    else {
+        return;
+    };
+    e.config.allow_http = false;
+    assert_eq!(e.config.allowed_suffixes, ["127.0.0.1"], "the host is allowed");
+    e.start_operator().await;
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    let obj = expect_failed(&e, &ns, "np", "InvalidSpec").await;
+    let msg = cond_message(&obj, "Synced");
+    assert!(
+        msg.contains("spec.endpoint") && msg.contains("http") && msg.contains("clear"),
+        "{msg}"
+    );
+    assert_refused_twice_without_requests(&e, "InvalidSpec").await;
+    e.finish().await;
+}
+
+/// (12) A resource without credentialsSecretRef fails with CredentialsNotFound unless the
+/// operator allows default credentials; with `--allow-default-credentials` and
+/// HUAWEICLOUD_SDK_AK/SK in the operator's environment it syncs with those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_credentials_only_when_allowed() {
+    let Some(mut e) = E2e::start("default_credentials_only_when_allowed", "e2e-defcreds").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    let mut obj = e.pool_object(&ns, "np", DEMO_NODEPOOL, "unused", json!({}));
+    obj["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentialsSecretRef");
+    let obj: ModelArtsNodePool = serde_json::from_value(obj).unwrap();
+    e.pools(&ns)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("creating the resource");
+
+    // (a) Not allowed: nothing to sign with, nothing sent.
+    let obj = expect_failed(&e, &ns, "np", "CredentialsNotFound").await;
+    let msg = cond_message(&obj, "Synced");
+    assert!(
+        msg.contains("credentialsSecretRef") && msg.contains("default credentials"),
+        "{msg}"
+    );
+    assert_refused_twice_without_requests(&e, "CredentialsNotFound").await;
+
+    // (b) Allowed, with the demo credentials in the operator's (and only the operator's)
+    // environment: the restarted operator signs with them and the resource recovers.
+    e.stop_operator().await;
+    e.config.allow_default_credentials = true;
+    e.config.env = vec![
+        ("HUAWEICLOUD_SDK_AK".into(), DEMO_ACCESS_KEY.into()),
+        ("HUAWEICLOUD_SDK_SK".into(), DEMO_SECRET_KEY.into()),
+    ];
+    e.start_operator().await;
+    let obj = expect_recovered(&e, &ns, "np", &[]).await;
+    assert_eq!(pool_of(&obj), truth(&e, DEMO_NODEPOOL));
+    let stats = e.sim.state().stats();
+    assert!(
+        stats.by_status.get("200").copied().unwrap_or(0) >= 1 && stats.auth_failures == 0,
+        "{stats:?}"
+    );
+    e.finish().await;
+}
+
+/// (13) A namespaced install (the chart's Role variant, `--namespace`): resources in the watched
+/// namespace sync; one in another namespace, with the same shard label and a readable Secret,
+/// is never touched and its node pool never requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_install_sees_only_its_namespace() {
+    let Some(mut e) =
+        E2e::namespaced_without_operator("namespaced_install_sees_only_its_namespace", "e2e-nsonly").await
+    else {
+        return;
+    };
+    let ns_a = e.ns.clone();
+    let ns_b = format!("{ns_a}-b");
+    e.create_namespace(&ns_b).await;
+    assert_eq!(e.config.namespace.as_deref(), Some(ns_a.as_str()));
+
+    // The ServiceAccount's reach is ns-a alone.
+    let sa = e.sa_client().await;
+    for (what, api) in [
+        ("all namespaces", Api::<ModelArtsNodePool>::all(sa.clone())),
+        ("ns-b", Api::<ModelArtsNodePool>::namespaced(sa.clone(), &ns_b)),
+    ] {
+        match api.list(&Default::default()).await {
+            Err(kube::Error::Api(s)) if s.code == 403 => {}
+            other => panic!("listing ModelArtsNodePools in {what} must be forbidden, got {other:?}"),
+        }
+    }
+    Api::<ModelArtsNodePool>::namespaced(sa, &ns_a)
+        .list(&Default::default())
+        .await
+        .expect("listing in ns-a is allowed");
+
+    e.start_operator().await;
+    e.put_secret(&ns_a, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
+        .await;
+    e.put_secret(&ns_b, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
+        .await;
+    // ns-b's first, so it has been there for the whole time ns-a's was watched and synced.
+    e.create_pool(&ns_b, "np", DEMO_GPU_NODEPOOL, "creds", json!({}))
+        .await;
+    let b_created = e.get(&ns_b, "np").await;
+    e.create_pool(&ns_a, "np", DEMO_NODEPOOL, "creds", json!({}))
+        .await;
+    let a = e.wait_conds(&ns_a, "np", READY).await;
+    assert_eq!(pool_of(&a), truth(&e, DEMO_NODEPOOL));
+
+    // One more sync of ns-a's resource: time passes in which ns-b's would have been handled.
+    let seen = e.requests_for(DEMO_NODEPOOL);
+    wait_until("another sync of ns-a's resource", TIMEOUT, || async {
+        let n = e.requests_for(DEMO_NODEPOOL);
+        if n > seen { Ok(()) } else { Err(format!("{n}")) }
+    })
+    .await;
+
+    let b = e.get(&ns_b, "np").await;
+    assert!(
+        b.status.is_none(),
+        "ns-b's resource got a status: {}",
+        operator::brief(&b)
+    );
+    assert_eq!(
+        b.metadata.resource_version, b_created.metadata.resource_version,
+        "ns-b's resource was written to"
+    );
+    assert_eq!(
+        e.requests_for(DEMO_GPU_NODEPOOL),
+        0,
+        "ns-b's node pool was requested"
+    );
+    let recent = e.sim.state().stats().recent;
+    let needle = format!("/nodepools/{DEMO_NODEPOOL}/nodes");
+    assert!(
+        !recent.is_empty() && recent.iter().all(|r| r.path.ends_with(&needle)),
+        "only ns-a's node pool is requested: {:?}",
+        recent.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(
+        e.events(&ns_b, "np").await.is_empty(),
+        "no events about ns-b's resource"
+    );
+    let log = e.op().log_tail(10_000);
+    assert!(!log.contains(&ns_b), "the operator's log mentions {ns_b}:\n{log}");
+    e.finish().await;
+}
+
+/// (14) Retry-After end to end: under a persistent 429 with `Retry-After: 15` every request for
+/// the pool — the client's retries within a sync and the controller's next sync (whose own
+/// backoff is capped at 10 s by the harness's `--max-backoff`) — comes at least 15 s after the
+/// previous one. Clearing the fault recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_end_to_end() {
+    let Some(e) = E2e::start("retry_after_is_honoured_end_to_end", "e2e-retryafter").await else {
+        return;
+    };
+    let ns = e.ns.clone();
+    let sim = e.sim.state().clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    let good = e.wait_conds(&ns, "np", READY).await;
+
+    let fault_from = u64::try_from(sim.uptime().as_millis()).unwrap();
+    sim.set_faults(vec![Fault::new(FaultKind::Throttle {
+        retry_after: Some(15),
+    })]);
+    // The next sync is ≤ 11 s away and retries in-sync for up to 45 s (4 attempts, 15 s apart).
+    let api = e.pools(&ns);
+    let obj = wait_until(
+        "Synced False/Throttled",
+        std::time::Duration::from_secs(75),
+        || async {
+            let o = api.get("np").await.map_err(|e| e.to_string())?;
+            if has_cond(&o, "Synced", "False", "Throttled") {
+                Ok(o)
+            } else {
+                Err(operator::brief(&o))
+            }
+        },
+    )
+    .await;
+    sim.clear_faults();
+    assert_eq!(pool_of(&obj), pool_of(&good), "last good node data kept");
+    let msg = cond_message(&obj, "Synced");
+    assert!(msg.contains("429"), "{msg}");
+
+    let recovered = e
+        .wait_pool(&ns, "np", "Synced True again", |o| {
+            has_cond(o, "Synced", "True", "Synced")
+        })
+        .await;
+    assert_eq!(pool_of(&recovered), truth(&e, DEMO_NODEPOOL));
+
+    let needle = format!("/nodepools/{DEMO_NODEPOOL}/nodes");
+    let since: Vec<(u64, u16)> = sim
+        .stats()
+        .recent
+        .iter()
+        .filter(|r| r.path.ends_with(&needle) && r.at_ms >= fault_from)
+        .map(|r| (r.at_ms, r.status))
+        .collect();
+    let throttled = since.iter().take_while(|(_, s)| *s == 429).count();
+    assert!(
+        throttled >= 2 && since.get(throttled).is_some_and(|(_, s)| *s == 200),
+        "429s (with in-sync retries), then a 200: {since:?}"
+    );
+    // 15 s less the millisecond truncation of two timestamps and timer slack; far above both the
+    // client's own jittered backoff (≤ 2 s for these attempts) and --max-backoff (10 s).
+    const MIN_GAP_MS: u64 = 14_500;
+    for w in since[..=throttled].windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            gap >= MIN_GAP_MS,
+            "requests {} ms apart under Retry-After: 15: {since:?}",
+            gap
+        );
+    }
+    e.finish().await;
+}

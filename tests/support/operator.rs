@@ -1,8 +1,8 @@
 //! End-to-end harness: the real control plane, the in-process ModelArts simulator and the operator
 //! binary running as a separate process under a ServiceAccount that has only the chart's RBAC.
 //!
-//! Each [`E2e`] owns a namespace, a ServiceAccount + ClusterRole(Binding) rendered by
-//! `hack/render-rbac.sh`, a simulator and an operator process sharded by `--label-selector
+//! Each [`E2e`] owns a namespace, a ServiceAccount + ClusterRole(Binding) (or, for a namespaced
+//! install, Role(Binding)) rendered by `hack/render-rbac.sh`, a simulator and an operator process sharded by `--label-selector
 //! e2e=<unique>`, so tests run concurrently without seeing each other's resources.
 //!
 //! Include it next to `support/cluster.rs`:
@@ -147,6 +147,54 @@ pub fn free_port() -> u16 {
         .expect("binding an ephemeral port")
 }
 
+/// How the harness starts the operator: the flags that differ between tests, and extra
+/// environment. The default is what every test runs with unless it says otherwise.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// `--allow-http-endpoints` (the simulator speaks plain http).
+    pub allow_http: bool,
+    /// `--allowed-endpoint-suffix` values; empty leaves the operator's default (public ModelArts
+    /// domains only).
+    pub allowed_suffixes: Vec<String>,
+    /// `--allow-default-credentials`.
+    pub allow_default_credentials: bool,
+    /// `--namespace`, for a namespaced install.
+    pub namespace: Option<String>,
+    /// Environment variables beyond `KUBECONFIG` and `RUST_LOG` (the rest is cleared).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            allow_http: true,
+            allowed_suffixes: vec!["127.0.0.1".into()],
+            allow_default_credentials: false,
+            namespace: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl OperatorConfig {
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.allow_http {
+            args.push("--allow-http-endpoints".to_string());
+        }
+        for s in &self.allowed_suffixes {
+            args.extend(["--allowed-endpoint-suffix".to_string(), s.clone()]);
+        }
+        if self.allow_default_credentials {
+            args.push("--allow-default-credentials".to_string());
+        }
+        if let Some(ns) = &self.namespace {
+            args.extend(["--namespace".to_string(), ns.clone()]);
+        }
+        args
+    }
+}
+
 /// The operator binary running as a child process. Dropping it kills the process (SIGTERM, then
 /// SIGKILL after a bounded wait), so a panicking test never leaks an operator; on panic the tail of
 /// its log is printed.
@@ -160,9 +208,9 @@ pub struct OperatorProcess {
 }
 
 impl OperatorProcess {
-    /// Starts `modelarts-operator run` for the shard `e2e=<shard>` with the given kubeconfig; waits
-    /// until `/readyz` answers.
-    pub async fn start(kubeconfig: &Path, shard: &str, log: PathBuf) -> Self {
+    /// Starts `modelarts-operator run` for the shard `e2e=<shard>` with the given kubeconfig and
+    /// configuration; waits until `/readyz` answers.
+    pub async fn start(kubeconfig: &Path, shard: &str, config: &OperatorConfig, log: PathBuf) -> Self {
         let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -172,7 +220,7 @@ impl OperatorProcess {
         let err = out.try_clone().expect("cloning the log file handle");
         let child = Command::new(env!("CARGO_BIN_EXE_modelarts-operator"))
             .arg("run")
-            .args(["--allow-http-endpoints", "--allowed-endpoint-suffix", "127.0.0.1"])
+            .args(config.args())
             .args(["--max-backoff", "10s"])
             .args(["--metrics-addr", &metrics_addr.to_string()])
             .args(["--label-selector", &format!("e2e={shard}")])
@@ -181,6 +229,7 @@ impl OperatorProcess {
             .env_clear()
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
@@ -250,13 +299,13 @@ impl OperatorProcess {
     /// The value of the counter whose sample name ends in `suffix` (e.g. `status_writes_total`).
     pub async fn counter(&self, suffix: &str) -> f64 {
         let text = self.metrics().await;
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let (name, value) = l.split_once(' ')?;
-                name.ends_with(suffix).then(|| value.trim().parse::<f64>().ok())?
-            })
-            .unwrap_or_else(|| panic!("no metric ending in {suffix} in:\n{text}"))
+        sample(&text, suffix).unwrap_or_else(|| panic!("no metric ending in {suffix} in:\n{text}"))
+    }
+
+    /// Like [`OperatorProcess::counter`], but 0 while the series does not exist yet (labelled
+    /// series appear on first increment).
+    pub async fn counter_or_zero(&self, suffix: &str) -> f64 {
+        sample(&self.metrics().await, suffix).unwrap_or(0.0)
     }
 
     /// The last `lines` lines of the operator's log.
@@ -311,6 +360,14 @@ impl Drop for OperatorProcess {
     }
 }
 
+/// The value of the first sample whose name (labels included) ends in `suffix`.
+fn sample(text: &str, suffix: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.split_once(' ')?;
+        name.ends_with(suffix).then(|| value.trim().parse::<f64>().ok())?
+    })
+}
+
 /// One test's world: namespace, RBAC, ServiceAccount kubeconfig, simulator and operator.
 pub struct E2e {
     /// The running operator, if any. First, so it is dropped (killed, its log printed on panic)
@@ -332,6 +389,10 @@ pub struct E2e {
     pub dir: tempfile::TempDir,
     /// Kubeconfig of the operator's ServiceAccount (token only).
     pub sa_kubeconfig: PathBuf,
+    /// How [`E2e::start_operator`] starts the operator; change it before a (re)start.
+    pub config: OperatorConfig,
+    /// Set for a namespaced install: the chart's Role variant in this namespace only.
+    pub watch_namespace: Option<String>,
     namespaces: Vec<String>,
     cluster_rbac: Vec<String>,
     starts: u32,
@@ -347,6 +408,17 @@ impl E2e {
 
     /// Like [`E2e::start`] but leaves the operator stopped.
     pub async fn without_operator(test: &str, prefix: &str) -> Option<E2e> {
+        Self::setup(test, prefix, false).await
+    }
+
+    /// A namespaced install: the chart rendered with `watchNamespace` = the test's namespace, so
+    /// the ServiceAccount has a Role (and RoleBinding) there and nothing cluster-wide; the operator
+    /// is configured with `--namespace` but left stopped.
+    pub async fn namespaced_without_operator(test: &str, prefix: &str) -> Option<E2e> {
+        Self::setup(test, prefix, true).await
+    }
+
+    async fn setup(test: &str, prefix: &str, namespaced: bool) -> Option<E2e> {
         let admin_config = cluster::config_or_skip(test).await?;
         let admin = cluster::client_or_skip(test).await?;
         install_crd(&admin).await;
@@ -369,6 +441,11 @@ impl E2e {
             sim,
             dir,
             sa_kubeconfig,
+            config: OperatorConfig {
+                namespace: namespaced.then(|| id.clone()),
+                ..Default::default()
+            },
+            watch_namespace: namespaced.then(|| id.clone()),
             namespaces: Vec::new(),
             cluster_rbac: Vec::new(),
             starts: 0,
@@ -389,8 +466,13 @@ impl E2e {
         self.namespaces.push(name.to_string());
     }
 
-    /// Renders the chart's ServiceAccount + RBAC with `hack/render-rbac.sh` and applies it as admin.
+    /// Renders the chart's ServiceAccount + RBAC with `hack/render-rbac.sh` (with
+    /// `--set watchNamespace=` for a namespaced install) and applies it as admin.
     async fn apply_chart_rbac(&mut self) {
+        let mut args = vec![self.ns.clone(), SA_NAME.to_string()];
+        if let Some(ns) = &self.watch_namespace {
+            args.extend(["--set".to_string(), format!("watchNamespace={ns}")]);
+        }
         let root = env!("CARGO_MANIFEST_DIR");
         let tools_bin = tools_bin();
         let path = match std::env::var_os("PATH") {
@@ -398,7 +480,7 @@ impl E2e {
             None => tools_bin.display().to_string(),
         };
         let out = Command::new(format!("{root}/hack/render-rbac.sh"))
-            .args([&self.ns, SA_NAME])
+            .args(&args)
             .env("PATH", path)
             .stdin(Stdio::null())
             .output()
@@ -458,10 +540,21 @@ impl E2e {
             res.unwrap_or_else(|e| panic!("applying {kind}/{name}: {e}"));
             kinds.push(kind);
         }
-        for want in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"] {
+        let want: &[&str] = if self.watch_namespace.is_some() {
+            &["ServiceAccount", "Role", "RoleBinding"]
+        } else {
+            &["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+        };
+        for want in want {
             assert!(
                 kinds.iter().any(|k| k == want),
                 "render-rbac rendered no {want}: {kinds:?}"
+            );
+        }
+        if self.watch_namespace.is_some() {
+            assert!(
+                !kinds.iter().any(|k| k.starts_with("Cluster")),
+                "a namespaced install rendered cluster-scoped RBAC: {kinds:?}"
             );
         }
     }
@@ -518,7 +611,10 @@ impl E2e {
 
         // The RBAC authorizer learns new bindings through informers: wait until the token works.
         let sa_client = self.sa_client().await;
-        let mann: Api<ModelArtsNodePool> = Api::all(sa_client);
+        let mann: Api<ModelArtsNodePool> = match &self.watch_namespace {
+            Some(ns) => Api::namespaced(sa_client, ns),
+            None => Api::all(sa_client),
+        };
         wait_until(
             "the ServiceAccount to be allowed to list ModelArtsNodePools",
             TIMEOUT,
@@ -553,7 +649,8 @@ impl E2e {
         assert!(self.operator.is_none(), "operator already running");
         self.starts += 1;
         let log = self.dir.path().join(format!("operator-{}.log", self.starts));
-        self.operator = Some(OperatorProcess::start(&self.sa_kubeconfig, &self.shard, log).await);
+        self.operator =
+            Some(OperatorProcess::start(&self.sa_kubeconfig, &self.shard, &self.config, log).await);
     }
 
     /// Stops the operator with SIGTERM; asserts it exited cleanly within 15 s.
