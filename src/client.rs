@@ -27,6 +27,9 @@ pub struct ClientOptions {
     pub max_attempts: u32,
     /// Time after which no further retry of a page is started.
     pub retry_budget: Duration,
+    /// Longest `Retry-After` waited for inside a listing; a longer one ends the listing
+    /// at once with the hint, so the caller requeues instead of holding a worker.
+    pub max_retry_after: Duration,
     /// First backoff step; doubled per retry, with full jitter.
     pub backoff_base: Duration,
     /// Largest single backoff step (a `Retry-After` may ask for more, within the budget).
@@ -42,6 +45,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(30),
             max_attempts: 4,
             retry_budget: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(10),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(15),
             max_pages: 1000,
@@ -203,7 +207,10 @@ impl ModelArtsClient {
                 return Err(err);
             }
             let wait = backoff(&self.options, attempt, err.retry_after());
-            if started.elapsed() + wait > self.options.retry_budget {
+            let too_long = err
+                .retry_after()
+                .is_some_and(|ra| ra > self.options.max_retry_after);
+            if too_long || started.elapsed() + wait > self.options.retry_budget {
                 return Err(err);
             }
             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying ModelArts request");

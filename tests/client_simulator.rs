@@ -230,15 +230,16 @@ async fn retries_are_bounded() {
         .unwrap_err();
     assert_eq!(api_code(&e), (502, Some("APIGW.0201")));
     assert_eq!(s.state().stats().requests, 3);
-    // A Retry-After beyond the retry budget ends the listing at once, carrying the hint.
+    // A Retry-After longer than the client waits within a listing ends it at once,
+    // carrying the hint for the caller's requeue.
     s.state().set_faults(vec![Fault::new(FaultKind::Throttle {
-        retry_after: Some(600),
+        retry_after: Some(11),
     })]);
     s.state().reset_stats();
     let e = list(&s, fast(), &demo_creds(), DEMO_NODEPOOL, 500)
         .await
         .unwrap_err();
-    assert_eq!(e.retry_after(), Some(Duration::from_secs(600)));
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(11)));
     assert_eq!(s.state().stats().requests, 1);
 }
 
