@@ -40,7 +40,9 @@ done
 
 T0=$SECONDS
 STEP=0
-heading() { STEP=$((STEP + 1)); printf '\n\033[1m==> %d. %s\033[0m\n' "$STEP" "$*"; }
+# Bold headings on a terminal only, so a captured log stays plain text.
+if [ -t 1 ]; then B=$'\033[1m' R=$'\033[0m'; else B='' R=''; fi
+heading() { STEP=$((STEP + 1)); printf '\n%s==> %d. %s%s\n' "$B" "$STEP" "$*" "$R"; }
 info() { printf '    %s\n' "$*"; }
 die() { printf '\ndemo: error: %s\n' "$*" >&2; exit 1; }
 # show CMD...: print the command like a terminal session, then run it.
@@ -76,7 +78,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
-  printf '\n\033[1m==> cleanup\033[0m\n'
+  printf '\n%s==> cleanup%s\n' "$B" "$R"
   if ours "$OP_PID"; then stop_pid operator "$OP_PID"; info "stopped the operator (pid $OP_PID)"; fi
   if ours "$SIM_PID"; then stop_pid simulator "$SIM_PID"; info "stopped the simulator (pid $SIM_PID)"; fi
   if [ "$PLANE_STARTED" = 1 ] && [ "$KEEP_PLANE" != 1 ]; then
