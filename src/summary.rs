@@ -195,7 +195,11 @@ impl Summarizer {
         if status.phase == NodePhase::Abnormal {
             push_capped(&mut self.abnormal, name.clone(), self.max_nodes);
         }
-        if self.max_nodes == 0 {
+        // Most nodes of a large pool are not kept: decide before cloning their details.
+        let key = (status.phase == NodePhase::Available, name.as_str());
+        if self.max_nodes == 0
+            || (self.kept.len() >= self.max_nodes && self.kept.peek().is_some_and(|w| key >= w.key()))
+        {
             return;
         }
         let entry = Kept(NodeSummary {
@@ -223,7 +227,12 @@ impl Summarizer {
                 } else {
                     &mut self.available
                 };
-                let slot = sums.entry(resource.clone()).or_insert(Quantity::ZERO);
+                // Look up before inserting: the key is allocated once per resource name,
+                // not once per node.
+                let slot = match sums.get_mut(resource) {
+                    Some(slot) => slot,
+                    None => sums.entry(resource.clone()).or_insert(Quantity::ZERO),
+                };
                 slot.checked_add(q)
                     .map(|total| *slot = total)
                     .ok_or_else(|| "sum overflows".to_string())
