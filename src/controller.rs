@@ -213,7 +213,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     });
     let http = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(crate::signal::terminated())
             .await;
     });
 
@@ -269,36 +269,22 @@ async fn forget_deleted(store: Store<ModelArtsNodePool>, ctx: Arc<Context>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
 async fn reconcile(obj: Arc<ModelArtsNodePool>, ctx: Arc<Context>) -> Result<Action> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let span = info_span!("reconcile", namespace = %ns, name = %name);
-    reconcile_inner(obj, ctx).instrument(span).await
+    reconcile_inner(obj, ctx, ns, name).instrument(span).await
 }
 
-async fn reconcile_inner(obj: Arc<ModelArtsNodePool>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile_inner(
+    obj: Arc<ModelArtsNodePool>,
+    ctx: Arc<Context>,
+    ns: String,
+    name: String,
+) -> Result<Action> {
     let started = Instant::now();
     let key = ObjectRef::from_obj(&*obj);
     let generation = obj.metadata.generation;
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
 
     // Our own status patch triggers a watch event and so a reconcile; absorb it (and any
     // metadata-only edit) until the next sync is due, so each change costs one fetch.
@@ -412,30 +398,24 @@ async fn reconcile_inner(obj: Arc<ModelArtsNodePool>, ctx: Arc<Context>) -> Resu
 /// Credentials → every page → summary, for one resource.
 async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<crate::summary::PoolSummary> {
     let spec = &obj.spec;
-    let url = match (&spec.region, &spec.endpoint) {
-        (Some(r), None) => endpoint::for_region(r)?,
-        (None, Some(e)) => {
-            let url = endpoint::parse(e, "spec.endpoint", ctx.settings.allow_http)?;
-            if !endpoint::host_allowed(&url, &ctx.settings.allowed_suffixes) {
-                return Err(Error::invalid(
-                    "spec.endpoint",
-                    e.as_str(),
-                    format!(
-                        "host is not in the operator's allow-list ({})",
-                        ctx.settings.allowed_suffixes.join(", ")
-                    ),
-                ));
-            }
-            url
-        }
-        _ => {
-            return Err(Error::invalid(
-                "spec",
-                "region/endpoint",
-                "exactly one of spec.region or spec.endpoint must be set",
-            ));
-        }
-    };
+    let url = endpoint::resolve(
+        spec.region.as_deref(),
+        spec.endpoint.as_deref(),
+        ("spec.region", "spec.endpoint"),
+        ctx.settings.allow_http,
+    )?;
+    if let Some(e) = &spec.endpoint
+        && !endpoint::host_allowed(&url, &ctx.settings.allowed_suffixes)
+    {
+        return Err(Error::invalid(
+            "spec.endpoint",
+            e.as_str(),
+            format!(
+                "host is not in the operator's allow-list ({})",
+                ctx.settings.allowed_suffixes.join(", ")
+            ),
+        ));
+    }
     let creds = credentials(obj, ctx).await?;
     let pool = NodePoolRef {
         project_id: spec.project_id.clone(),

@@ -81,6 +81,25 @@ pub fn parse(endpoint: &str, field: &str, allow_http: bool) -> Result<Url> {
     Ok(url)
 }
 
+/// The endpoint from exactly one of a region or an explicit endpoint; `fields` names the
+/// two inputs (flags or spec fields) in errors.
+pub fn resolve(
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    fields: (&str, &str),
+    allow_http: bool,
+) -> Result<Url> {
+    match (region, endpoint) {
+        (Some(r), None) => for_region(r),
+        (None, Some(e)) => parse(e, fields.1, allow_http),
+        (r, e) => Err(Error::invalid(
+            format!("{}/{}", fields.0, fields.1),
+            format!("{}/{}", r.unwrap_or(""), e.unwrap_or("")),
+            "set exactly one of them",
+        )),
+    }
+}
+
 /// True when `url`'s host ends with one of `suffixes` (each like `.myhuaweicloud.com`).
 pub fn host_allowed(url: &Url, suffixes: &[String]) -> bool {
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
@@ -120,6 +139,31 @@ mod tests {
         let e = for_region("cn-north-4.evil.com").unwrap_err().to_string();
         assert!(e.contains("region") && e.contains("cn-north-4.evil.com"), "{e}");
         assert!(for_region("").is_err());
+    }
+
+    #[test]
+    fn exactly_one_of_region_and_endpoint() {
+        let f = ("--region", "--endpoint");
+        assert_eq!(
+            resolve(Some("cn-north-4"), None, f, false).unwrap(),
+            for_region("cn-north-4").unwrap()
+        );
+        assert_eq!(
+            resolve(None, Some("http://127.0.0.1:1"), f, true)
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:1/"
+        );
+        for (r, e) in [
+            (None, None),
+            (Some("cn-north-4"), Some("https://x.myhuaweicloud.com")),
+        ] {
+            let err = resolve(r, e, f, false).unwrap_err().to_string();
+            assert!(
+                err.contains("--region/--endpoint") && err.contains("exactly one"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

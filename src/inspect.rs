@@ -64,11 +64,12 @@ pub struct InspectArgs {
 
 /// Runs `inspect`: reads credentials from the environment, lists every page and prints.
 pub async fn run(args: InspectArgs) -> Result<()> {
-    let url = match (&args.region, &args.endpoint) {
-        (Some(r), None) => endpoint::for_region(r)?,
-        (None, Some(e)) => endpoint::parse(e, "--endpoint", args.allow_http)?,
-        _ => return Err(Error::invalid("--region/--endpoint", "", "give exactly one")),
-    };
+    let url = endpoint::resolve(
+        args.region.as_deref(),
+        args.endpoint.as_deref(),
+        ("--region", "--endpoint"),
+        args.allow_http,
+    )?;
     let creds = Credentials::from_env()?;
     let client = ModelArtsClient::new(ClientOptions {
         request_timeout: Duration::from_secs(args.timeout),

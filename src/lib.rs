@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod quantity;
 pub mod server;
+pub mod signal;
 pub mod signer;
 pub mod simulator;
 pub mod status;

@@ -249,7 +249,7 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         context: "writing to stdout".into(),
         source,
     })?;
-    wait_for_signal().await;
+    crate::signal::terminated().await;
     tracing::info!("shutting down");
     handle.shutdown().await;
     Ok(())
@@ -264,27 +264,4 @@ fn announce(endpoint: &str) -> std::io::Result<()> {
 
 fn init_tracing() {
     crate::telemetry::init(crate::telemetry::LogFormat::Text);
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the simulator");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
