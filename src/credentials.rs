@@ -59,10 +59,10 @@ impl Credentials {
     /// AK/SK credentials; empty keys are refused with the field named.
     pub fn aksk(access_key: &str, secret_key: &str, security_token: Option<&str>) -> Result<Self> {
         if access_key.trim().is_empty() {
-            return Err(Error::Credentials("accessKey is empty".into()));
+            return Err(Error::credentials_invalid("accessKey is empty"));
         }
         if secret_key.is_empty() {
-            return Err(Error::Credentials("secretKey is empty".into()));
+            return Err(Error::credentials_invalid("secretKey is empty"));
         }
         Ok(Credentials::AkSk {
             access_key: access_key.trim().to_string(),
@@ -84,17 +84,51 @@ impl Credentials {
         let sk = get(ENV_SK).filter(|v| !v.is_empty());
         let token = get(ENV_AUTH_TOKEN).filter(|v| !v.is_empty());
         match (ak, sk, token) {
-            (Some(_), Some(_), Some(_)) => Err(Error::Credentials(format!(
+            (Some(_), Some(_), Some(_)) => Err(Error::credentials_invalid(format!(
                 "both AK/SK ({ENV_AK}, {ENV_SK}) and a token ({ENV_AUTH_TOKEN}) are set; set only one"
             ))),
             (Some(ak), Some(sk), None) => Self::aksk(&ak, &sk, get(ENV_SECURITY_TOKEN).as_deref()),
             (None, None, Some(t)) => Ok(Credentials::Token(SecretString::from(t))),
-            (Some(_), None, _) => Err(Error::Credentials(format!("{ENV_AK} is set but {ENV_SK} is not"))),
-            (None, Some(_), _) => Err(Error::Credentials(format!("{ENV_SK} is set but {ENV_AK} is not"))),
-            (None, None, None) => Err(Error::Credentials(format!(
+            (Some(_), None, _) => Err(Error::credentials_invalid(format!(
+                "{ENV_AK} is set but {ENV_SK} is not"
+            ))),
+            (None, Some(_), _) => Err(Error::credentials_invalid(format!(
+                "{ENV_SK} is set but {ENV_AK} is not"
+            ))),
+            (None, None, None) => Err(Error::credentials_missing(format!(
                 "no credentials: set {ENV_AK} and {ENV_SK} (optionally {ENV_SECURITY_TOKEN}), or {ENV_AUTH_TOKEN}"
             ))),
         }
+    }
+
+    /// AK/SK from a Secret's data (`accessKey`, `secretKey`, optional `securityToken`);
+    /// `secret` is `namespace/name`, used only in messages, which never carry a value.
+    pub fn from_secret_data(
+        secret: &str,
+        data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+    ) -> Result<Self> {
+        let text = |key: &str| -> Result<Option<String>> {
+            data.get(key)
+                .map(|v| {
+                    std::str::from_utf8(&v.0)
+                        .map(|s| s.trim().to_string())
+                        .map_err(|_| {
+                            Error::credentials_invalid(format!("key {key} of Secret {secret} is not UTF-8"))
+                        })
+                })
+                .transpose()
+        };
+        let missing = |key: &str| Error::credentials_missing(format!("Secret {secret} has no key {key}"));
+        let ak = text("accessKey")?.ok_or_else(|| missing("accessKey"))?;
+        let sk = text("secretKey")?.ok_or_else(|| missing("secretKey"))?;
+        let token = text("securityToken")?;
+        Self::aksk(&ak, &sk, token.as_deref()).map_err(|e| match e {
+            Error::Credentials { problem, message } => Error::Credentials {
+                problem,
+                message: format!("Secret {secret}: {message}"),
+            },
+            other => other,
+        })
     }
 
     /// The headers that authenticate a bodiless request: `X-Sdk-Date`, `X-Project-Id`,
@@ -160,6 +194,58 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn secret_data_problems_name_the_secret_and_key_never_a_value() {
+        use crate::error::CredentialsProblem;
+        use k8s_openapi::ByteString;
+        let data = |pairs: &[(&str, &[u8])]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let problem = |e: Error| match e {
+            Error::Credentials { problem, message } => (problem, message),
+            other => panic!("{other}"),
+        };
+        let ok = Credentials::from_secret_data(
+            "ml/ma",
+            &data(&[("accessKey", b" AK1 \n"), ("secretKey", b"sk-value")]),
+        );
+        assert!(matches!(ok, Ok(Credentials::AkSk { ref access_key, .. }) if access_key == "AK1"));
+        let (p, m) =
+            problem(Credentials::from_secret_data("ml/ma", &data(&[("accessKey", b"AK1")])).unwrap_err());
+        assert_eq!(
+            (p, m.as_str()),
+            (CredentialsProblem::Missing, "Secret ml/ma has no key secretKey")
+        );
+        let (p, m) = problem(
+            Credentials::from_secret_data(
+                "ml/ma",
+                &data(&[("accessKey", b"AK1"), ("secretKey", &[0xff, 0xfe])]),
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(
+            (p, m.as_str()),
+            (
+                CredentialsProblem::Invalid,
+                "key secretKey of Secret ml/ma is not UTF-8"
+            )
+        );
+        let (p, m) = problem(
+            Credentials::from_secret_data(
+                "ml/ma",
+                &data(&[("accessKey", b"  "), ("secretKey", b"sk-value")]),
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(
+            (p, m.as_str()),
+            (CredentialsProblem::Invalid, "Secret ml/ma: accessKey is empty")
+        );
     }
 
     #[test]

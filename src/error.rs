@@ -19,9 +19,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// Credentials could not be found or read.
-    #[error("credentials: {0}")]
-    Credentials(String),
+    /// Credentials could not be found, read or used.
+    #[error("credentials: {message}")]
+    Credentials {
+        /// What kind of problem, for the condition reason.
+        problem: CredentialsProblem,
+        /// What is wrong, naming the Secret and key (never a value).
+        message: String,
+    },
 
     /// ModelArts (or its API gateway) answered with an error status.
     #[error(transparent)]
@@ -44,6 +49,16 @@ pub enum Error {
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
 
+    /// The status patch was refused; the resource is retried after `retry_in`.
+    #[error("writing status: {source}")]
+    StatusWrite {
+        /// What the API server said.
+        #[source]
+        source: kube::Error,
+        /// The per-resource backoff already decided.
+        retry_in: Duration,
+    },
+
     /// Local I/O (data files, sockets).
     #[error("{context}: {source}")]
     Io {
@@ -65,17 +80,34 @@ impl Error {
         }
     }
 
+    /// Credentials that do not exist (no Secret, no key, no default allowed).
+    pub fn credentials_missing(message: impl Into<String>) -> Self {
+        Error::Credentials {
+            problem: CredentialsProblem::Missing,
+            message: message.into(),
+        }
+    }
+
+    /// Credentials that exist but cannot be used (empty, not UTF-8, conflicting).
+    pub fn credentials_invalid(message: impl Into<String>) -> Self {
+        Error::Credentials {
+            problem: CredentialsProblem::Invalid,
+            message: message.into(),
+        }
+    }
+
     /// A short, stable label for metrics (`api_4xx`, `transport`, ...).
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::InvalidInput { .. } => "invalid_input",
-            Error::Credentials(_) => "credentials",
+            Error::Credentials { .. } => "credentials",
             Error::Api(e) if e.status == 429 => "throttled",
             Error::Api(e) if e.status >= 500 => "api_5xx",
             Error::Api(_) => "api_4xx",
             Error::Transport { .. } => "transport",
             Error::InvalidResponse(_) => "invalid_response",
             Error::Kube(_) => "kube",
+            Error::StatusWrite { .. } => "status_write_failed",
             Error::Io { .. } => "io",
         }
     }
@@ -87,6 +119,17 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Why credentials could not be had; each maps to its own condition reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsProblem {
+    /// Nothing to use: the Secret or a key is missing, or defaults are not allowed.
+    Missing,
+    /// Present but unusable: empty, not UTF-8, or conflicting settings.
+    Invalid,
+    /// The operator's identity may not read the Secret (RBAC).
+    Forbidden,
 }
 
 /// An error answer from ModelArts or the API gateway in front of it.

@@ -52,6 +52,18 @@ pub struct ResourceLabels {
     pub kind: String,
 }
 
+/// Records a reconcile's duration when dropped.
+pub struct ReconcileTimer<'a> {
+    histogram: &'a Histogram,
+    started: std::time::Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
 /// All metrics of the operator.
 pub struct Metrics {
     registry: Registry,
@@ -65,6 +77,10 @@ pub struct Metrics {
     pub retries: Counter,
     /// Status writes made (an unchanged pool makes none).
     pub status_writes: Counter,
+    /// Status writes the API server refused (the status itself cannot say so).
+    pub status_write_failures: Counter,
+    /// Events the API server refused.
+    pub event_failures: Counter,
     /// Nodes per phase per pool.
     pub nodes: Family<PhaseLabels, Gauge>,
     /// Resource totals per pool (in base units: cores, bytes, cards).
@@ -83,6 +99,8 @@ impl Default for Metrics {
         let pages = Counter::default();
         let retries = Counter::default();
         let status_writes = Counter::default();
+        let status_write_failures = Counter::default();
+        let event_failures = Counter::default();
         let nodes = Family::<PhaseLabels, Gauge>::default();
         let resources = Family::<ResourceLabels, Gauge<f64, AtomicU64>>::default();
         let synced = Family::<PoolLabels, Gauge>::default();
@@ -99,6 +117,16 @@ impl Default for Metrics {
         );
         registry.register("modelarts_retries", "ModelArts requests retried", retries.clone());
         registry.register("status_writes", "Status patches sent", status_writes.clone());
+        registry.register(
+            "status_write_failures",
+            "Status patches the API server refused",
+            status_write_failures.clone(),
+        );
+        registry.register(
+            "event_failures",
+            "Events the API server refused",
+            event_failures.clone(),
+        );
         registry.register("nodepool_nodes", "Nodes per phase", nodes.clone());
         registry.register(
             "nodepool_resources",
@@ -117,6 +145,8 @@ impl Default for Metrics {
             pages,
             retries,
             status_writes,
+            status_write_failures,
+            event_failures,
             nodes,
             resources,
             synced,
@@ -134,6 +164,15 @@ impl Metrics {
         out
     }
 
+    /// Starts timing a reconcile; the time is recorded when the guard drops, so failed
+    /// and early-returning reconciles are measured too.
+    pub fn reconcile_timer(&self) -> ReconcileTimer<'_> {
+        ReconcileTimer {
+            histogram: &self.reconcile_duration,
+            started: std::time::Instant::now(),
+        }
+    }
+
     /// Refreshes the per-pool gauges from a status.
     pub fn observe_status(&self, namespace: &str, name: &str, s: &ModelArtsNodePoolStatus) {
         let pool = PoolLabels {
@@ -142,6 +181,9 @@ impl Metrics {
         };
         let ok = status::condition(s, status::SYNCED).is_some_and(|c| c.status == "True");
         self.synced.get_or_create(&pool).set(i64::from(ok));
+        if let Ok(mut e) = self.exported.lock() {
+            e.entry(pool.clone()).or_default();
+        }
         let Some(p) = &s.pool else { return };
         let ph = &p.phases;
         for (phase, n) in [
@@ -182,6 +224,23 @@ impl Metrics {
                 };
                 self.resources.get_or_create(&l).set(q.nanos() as f64 / 1e9);
             }
+        }
+    }
+
+    /// Forgets the series of every pool for which `keep(namespace, name)` says no.
+    pub fn retain_pools(&self, keep: impl Fn(&str, &str) -> bool) {
+        let gone: Vec<PoolLabels> = self
+            .exported
+            .lock()
+            .map(|e| {
+                e.keys()
+                    .filter(|p| !keep(&p.namespace, &p.name))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in gone {
+            self.forget(&p.namespace, &p.name);
         }
     }
 

@@ -74,17 +74,16 @@ pub fn next_status(
     let healthy = match healthy_from {
         None => cond(HEALTHY, "Unknown", "NotSynced", "Node pool not read yet"),
         Some(s) if s.phases.abnormal == 0 => cond(HEALTHY, "True", "NoAbnormalNodes", "No node is Abnormal"),
-        Some(s) => cond(
-            HEALTHY,
-            "False",
-            "NodesAbnormal",
-            &format!(
-                "{} of {} nodes Abnormal: {}",
-                s.phases.abnormal,
-                s.node_count,
-                names(&s.abnormal_nodes, s.phases.abnormal)
-            ),
-        ),
+        Some(s) => {
+            let counts = format!("{} of {} nodes Abnormal", s.phases.abnormal, s.node_count);
+            let listed = names(&s.abnormal_nodes, s.phases.abnormal);
+            let msg = if listed.is_empty() {
+                counts
+            } else {
+                format!("{counts}: {listed}")
+            };
+            cond(HEALTHY, "False", "NodesAbnormal", &msg)
+        }
     };
     let ready = match (synced.status.as_str(), healthy.status.as_str()) {
         ("True", "True") => cond(READY, "True", "Ready", "Node pool synced and healthy"),
@@ -148,7 +147,7 @@ fn carry_transition_time(
 fn names(list: &[String], total: i64) -> String {
     let shown: Vec<&str> = list.iter().take(NAMES_IN_MESSAGE).map(String::as_str).collect();
     let more = total - shown.len() as i64;
-    if more > 0 {
+    if more > 0 && !shown.is_empty() {
         format!("{} and {more} more", shown.join(", "))
     } else {
         shown.join(", ")
@@ -197,23 +196,22 @@ pub fn transitions(
             note: "Listing ModelArts nodes works again".into(),
         });
     }
-    let old: Vec<&String> = prev
-        .and_then(|p| p.pool.as_ref())
-        .map(|p| p.abnormal_nodes.iter().collect())
-        .unwrap_or_default();
     let Some(new_pool) = next.pool.as_ref() else {
         return out;
     };
-    let turned: Vec<String> = new_pool
-        .abnormal_nodes
+    let was_abnormal = KnownAbnormal::of(prev.and_then(|p| p.pool.as_ref()));
+    let is_abnormal = KnownAbnormal::of(Some(new_pool));
+    let turned: Vec<String> = is_abnormal
+        .names
         .iter()
-        .filter(|n| !old.contains(n))
-        .cloned()
+        .filter(|n| was_abnormal.contains(n) == Some(false))
+        .map(|n| n.to_string())
         .collect();
-    let recovered: Vec<String> = old
+    let recovered: Vec<String> = was_abnormal
+        .names
         .iter()
-        .filter(|n| !new_pool.abnormal_nodes.contains(n))
-        .map(|n| (*n).clone())
+        .filter(|n| is_abnormal.contains(n) == Some(false))
+        .map(|n| n.to_string())
         .collect();
     if !turned.is_empty() {
         let plural = if turned.len() == 1 { "node" } else { "nodes" };
@@ -240,6 +238,57 @@ pub fn transitions(
         });
     }
     out
+}
+
+/// What one status knows of its abnormal nodes. `abnormalNodes` is sorted and, when
+/// cut, keeps the smallest names, so membership is known for every name up to the last
+/// one listed and unknown beyond it: events are derived only from what is known.
+struct KnownAbnormal<'a> {
+    names: std::collections::BTreeSet<&'a str>,
+    complete: bool,
+}
+
+impl<'a> KnownAbnormal<'a> {
+    fn of(pool: Option<&'a PoolSummary>) -> Self {
+        match pool {
+            None => KnownAbnormal {
+                names: Default::default(),
+                complete: true,
+            },
+            Some(p) => {
+                let names: std::collections::BTreeSet<&str> =
+                    p.abnormal_nodes.iter().map(String::as_str).collect();
+                KnownAbnormal {
+                    complete: names.len() as i64 >= p.phases.abnormal,
+                    names,
+                }
+            }
+        }
+    }
+
+    /// `Some(true)`/`Some(false)` when known, `None` beyond the end of a cut list.
+    fn contains(&self, name: &str) -> Option<bool> {
+        if self.names.contains(name) {
+            Some(true)
+        } else if self.complete || self.names.last().is_some_and(|last| name < *last) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// The API server refuses event notes over 1024 bytes: cut at a character boundary.
+pub fn event_note(text: &str) -> String {
+    const MAX: usize = 1024;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]
@@ -396,6 +445,117 @@ mod tests {
         assert_eq!(ev.len(), 1);
         assert_eq!((ev[0].warning, ev[0].reason), (false, "NodeRecovered"));
         assert!(transitions(Some(&c), &c).is_empty());
+    }
+
+    fn named(list: &[&str], abnormal: i64) -> PoolSummary {
+        let mut p = pool(&[], 1);
+        p.abnormal_nodes = list.iter().map(|s| s.to_string()).collect();
+        p.phases.abnormal = abnormal;
+        p
+    }
+
+    fn status_with(p: PoolSummary) -> ModelArtsNodePoolStatus {
+        next_status(
+            None,
+            Some(1),
+            &Outcome::Synced(Box::new(p)),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        )
+    }
+
+    #[test]
+    fn a_node_cap_of_zero_still_names_abnormal_nodes_in_events_and_conditions() {
+        let mut nodes = Vec::new();
+        let mut bad = Node::default();
+        bad.metadata.name = "gpu-3".into();
+        bad.status.phase = crate::model::NodePhase::Abnormal;
+        nodes.push(bad);
+        let a = status_with(summarize(&[], 0));
+        let b = next_status(
+            Some(&a),
+            Some(1),
+            &Outcome::Synced(Box::new(summarize(&nodes, 0))),
+            t("2026-01-01T00:01:00Z"),
+            HB,
+        );
+        assert_eq!(
+            condition(&b, HEALTHY).unwrap().message,
+            "1 of 1 nodes Abnormal: gpu-3"
+        );
+        assert_eq!(
+            transitions(Some(&a), &b),
+            vec![Transition {
+                warning: true,
+                reason: "NodeAbnormal",
+                note: "1 node turned Abnormal: gpu-3".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_cut_abnormal_list_yields_only_events_it_can_prove() {
+        // {b,c,d} listed as [b,c] → {a,b,c,d} listed as [a,b]: a turned; c and d are
+        // beyond the new list's end, so nothing says they recovered.
+        let prev = status_with(named(&["b", "c"], 3));
+        let next = status_with(named(&["a", "b"], 4));
+        assert_eq!(
+            transitions(Some(&prev), &next),
+            vec![Transition {
+                warning: true,
+                reason: "NodeAbnormal",
+                note: "1 node turned Abnormal: a".into()
+            }]
+        );
+        // [b,c] of 3 → [c] of 1 (complete): b recovered; the third (beyond c) is unknown.
+        let next = status_with(named(&["c"], 1));
+        let ev = transitions(Some(&prev), &next);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(
+            (ev[0].reason, ev[0].note.as_str()),
+            ("NodeRecovered", "1 node no longer Abnormal: b")
+        );
+    }
+
+    #[test]
+    fn maxnodes_two_does_not_invent_a_recovery() {
+        let nodes = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| {
+                    let mut node = Node::default();
+                    node.metadata.name = n.to_string();
+                    node.status.phase = crate::model::NodePhase::Abnormal;
+                    node
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = status_with(summarize(&nodes(&["b", "c"]), 2));
+        let b = next_status(
+            Some(&a),
+            Some(1),
+            &Outcome::Synced(Box::new(summarize(&nodes(&["a", "b", "c"]), 2))),
+            t("2026-01-01T00:01:00Z"),
+            HB,
+        );
+        let ev = transitions(Some(&a), &b);
+        assert_eq!(
+            ev.iter().map(|e| e.reason).collect::<Vec<_>>(),
+            ["NodeAbnormal"],
+            "{ev:?}"
+        );
+        assert_eq!(ev[0].note, "1 node turned Abnormal: a");
+    }
+
+    #[test]
+    fn event_notes_fit_the_api_servers_byte_limit() {
+        assert_eq!(event_note("short"), "short");
+        let wide = "节点异常".repeat(200); // 2,400 bytes of 3-byte characters
+        let note = event_note(&wide);
+        assert!(note.len() <= 1024, "{}", note.len());
+        assert!(note.ends_with('…') && wide.starts_with(note.trim_end_matches('…')));
+        assert_eq!(event_note(&"a".repeat(1024)).len(), 1024);
+        assert_eq!(event_note(&"a".repeat(1025)).len(), 1024);
     }
 
     #[test]

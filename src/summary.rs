@@ -13,6 +13,10 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 /// Default cap on the per-node list kept in status.
 pub const DEFAULT_MAX_NODES: usize = 200;
+/// Cap on `abnormalNodes`, independent of `maxNodesInStatus`: conditions and events
+/// name abnormal nodes even when status lists no nodes. 1,000 names stay far below the
+/// API server's object size limit.
+pub const MAX_ABNORMAL_NAMES: usize = 1000;
 /// Cap on the number of unparsable-quantity reports kept.
 pub const MAX_QUANTITY_ERRORS: usize = 20;
 
@@ -117,7 +121,8 @@ pub struct PoolSummary {
     pub nodes: Vec<NodeSummary>,
     /// Nodes left out of `nodes` by the cap.
     pub omitted_nodes: i64,
-    /// Names of `Abnormal` nodes (capped like `nodes`).
+    /// Names of `Abnormal` nodes, sorted; the first 1,000 when there are more
+    /// (`phases.abnormal` has the count). Not limited by `maxNodesInStatus`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub abnormal_nodes: Vec<String>,
     /// Resource values that are not quantities and were left out of the sums.
@@ -193,7 +198,7 @@ impl Summarizer {
         self.sum_into(true, name, &status.resources);
         self.sum_into(false, name, &status.available_resources);
         if status.phase == NodePhase::Abnormal {
-            push_capped(&mut self.abnormal, name.clone(), self.max_nodes);
+            push_capped(&mut self.abnormal, name.clone(), MAX_ABNORMAL_NAMES);
         }
         // Most nodes of a large pool are not kept: decide before cloning their details.
         let key = (status.phase == NodePhase::Available, name.as_str());
@@ -434,6 +439,27 @@ mod tests {
         assert_eq!(s.omitted_nodes, 47);
         assert_eq!(s.node_count, 52);
         assert_eq!(s.capacity["cpu"], "52");
+    }
+
+    #[test]
+    fn abnormal_names_do_not_follow_the_node_cap() {
+        let nodes = vec![
+            node("b", "Abnormal", &[], &[]),
+            node("a", "Available", &[], &[]),
+            node("c", "Abnormal", &[], &[]),
+        ];
+        let s = summarize(&nodes, 0);
+        assert!(s.nodes.is_empty());
+        assert_eq!(s.abnormal_nodes, vec!["b", "c"]);
+        let many: Vec<Node> = (0..1500)
+            .rev()
+            .map(|i| node(&format!("n{i:04}"), "Abnormal", &[], &[]))
+            .collect();
+        let s = summarize(&many, 2);
+        assert_eq!(s.phases.abnormal, 1500);
+        assert_eq!(s.abnormal_nodes.len(), 1000);
+        assert_eq!(s.abnormal_nodes.first().map(String::as_str), Some("n0000"));
+        assert_eq!(s.abnormal_nodes.last().map(String::as_str), Some("n0999"));
     }
 
     #[test]

@@ -1,0 +1,339 @@
+//! One reconcile of one `ModelArtsNodePool`, the imperative shell around [`decide`]:
+//! read credentials, list the node pool, write status when it changed, publish the
+//! events the change deserves, record metrics and the memo.
+
+use crate::{
+    client::{ModelArtsClient, NodePoolRef},
+    crd::{API_VERSION, ModelArtsNodePool, parse_duration},
+    credentials::Credentials,
+    decide::{self, Decision, Policy, SyncResult},
+    endpoint,
+    error::{CredentialsProblem, Error, Result},
+    memo::{Memo, Memos},
+    metrics::{Metrics, ResultLabels},
+    reason,
+    server::Liveness,
+    status::{Outcome, Transition, event_note},
+    summary::PoolSummary,
+    sync,
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder},
+    },
+};
+use rand::Rng;
+use std::{sync::Arc, time::Duration};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+/// Field manager of the operator's status writes.
+pub const FIELD_MANAGER: &str = "modelarts-operator";
+
+/// Settings derived from the flags, validated once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Host suffixes a `spec.endpoint` may use.
+    pub allowed_suffixes: Vec<String>,
+    /// Accept plain http:// endpoints.
+    pub allow_http: bool,
+    /// Heartbeat and backoff cap.
+    pub policy: Policy,
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    /// Kubernetes client (Secrets, status).
+    pub kube: Client,
+    /// ModelArts client, rate limited across all resources.
+    pub modelarts: ModelArtsClient,
+    /// Validated flags.
+    pub settings: Settings,
+    /// Publishes events.
+    pub recorder: Recorder,
+    /// The operator's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The operator's own credentials, when resources may fall back to them.
+    pub default_credentials: Option<Credentials>,
+    /// Per-resource memory, by UID.
+    pub memos: Arc<Memos>,
+    /// Told of every reconcile, for `/healthz`.
+    pub liveness: Arc<Liveness>,
+}
+
+/// Reconciles one resource. Sync failures are part of the state machine (they land in
+/// status and back off); only a refused status write is returned as an error.
+#[tracing::instrument(skip_all, fields(namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
+pub async fn reconcile(obj: Arc<ModelArtsNodePool>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.liveness.progressed();
+    let uid = obj.uid().unwrap_or_default();
+    let generation = obj.metadata.generation;
+    let memo = ctx.memos.get(&uid);
+    if let Some(wait) = decide::wait_before_sync(memo.as_ref(), generation, Instant::now()) {
+        count(&ctx.metrics, "skipped");
+        return Ok(Action::requeue(wait));
+    }
+    let _timer = ctx.metrics.reconcile_timer();
+    let failures_before = decide::failures_so_far(memo.as_ref(), generation);
+    let result = sync_once(&obj, &ctx).await;
+    let decision = decide::after_sync(
+        obj.status.as_ref(),
+        generation,
+        SyncResult {
+            outcome: &result.outcome,
+            retry_after: result.retry_after,
+            interval: result.interval,
+        },
+        failures_before,
+        jiff::Timestamp::now(),
+        &ctx.settings.policy,
+        unit(),
+    );
+    let action = act(&obj, &ctx, &uid, failures_before, decision, &result.outcome).await;
+    ctx.liveness.progressed();
+    action
+}
+
+/// One sync's outcome and what decides the next one.
+struct SyncOnce {
+    outcome: Outcome,
+    retry_after: Option<Duration>,
+    interval: Duration,
+}
+
+async fn sync_once(obj: &ModelArtsNodePool, ctx: &Context) -> SyncOnce {
+    let interval = parse_duration("spec.syncInterval", &obj.spec.sync_interval)
+        .unwrap_or(Duration::from_secs(60))
+        .max(Duration::from_secs(10));
+    if obj.spec.suspend {
+        return SyncOnce {
+            outcome: Outcome::Suspended,
+            retry_after: None,
+            interval,
+        };
+    }
+    match sync_pool(obj, ctx).await {
+        Ok(summary) => SyncOnce {
+            outcome: Outcome::Synced(Box::new(summary)),
+            retry_after: None,
+            interval,
+        },
+        Err(e) => {
+            let reason = reason::for_error(&e);
+            warn!(reason, error = %e, "sync failed");
+            SyncOnce {
+                outcome: Outcome::Failed {
+                    reason: reason.to_string(),
+                    message: e.to_string(),
+                },
+                retry_after: e.retry_after(),
+                interval,
+            }
+        }
+    }
+}
+
+/// Carries a decision out: the status write first, then (only once it is stored) the
+/// events, metrics and memo. A refused write backs off like any failure and says so.
+async fn act(
+    obj: &ModelArtsNodePool,
+    ctx: &Context,
+    uid: &str,
+    failures_before: u32,
+    decision: Decision,
+    outcome: &Outcome,
+) -> Result<Action> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let generation = obj.metadata.generation;
+    if let Some(status) = &decision.write {
+        let api: Api<ModelArtsNodePool> = Api::namespaced(ctx.kube.clone(), &ns);
+        let body =
+            serde_json::json!({ "apiVersion": API_VERSION, "kind": "ModelArtsNodePool", "status": status });
+        let written = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await;
+        if let Err(e) = written {
+            ctx.metrics.status_write_failures.inc();
+            let (wait, failures, event) =
+                decide::after_write_failure(failures_before, &e.to_string(), &ctx.settings.policy, unit());
+            warn!(error = %e, retry_in_s = wait.as_secs(), "status write refused");
+            publish(ctx, obj, &event).await;
+            remember(ctx, uid, generation, wait, failures);
+            return Err(Error::StatusWrite {
+                source: e,
+                retry_in: wait,
+            });
+        }
+        ctx.metrics.status_writes.inc();
+    }
+    for event in &decision.events {
+        publish(ctx, obj, event).await;
+    }
+    if let Some(status) = decision.write.as_ref().or(obj.status.as_ref()) {
+        ctx.metrics.observe_status(&ns, &name, status);
+    }
+    let result = match outcome {
+        Outcome::Synced(_) => "synced",
+        Outcome::Suspended => "suspended",
+        Outcome::Failed { reason, .. } => reason.as_str(),
+    };
+    count(&ctx.metrics, result);
+    remember(ctx, uid, generation, decision.requeue, decision.failures);
+    Ok(Action::requeue(decision.requeue))
+}
+
+fn remember(ctx: &Context, uid: &str, generation: Option<i64>, wait: Duration, failures: u32) {
+    let now = Instant::now();
+    ctx.memos.put(
+        uid,
+        Memo {
+            generation,
+            next_due: now.checked_add(wait).unwrap_or(now),
+            failures,
+        },
+    );
+}
+
+fn count(metrics: &Metrics, result: &str) {
+    metrics
+        .reconciles
+        .get_or_create(&ResultLabels {
+            result: result.into(),
+        })
+        .inc();
+}
+
+async fn publish(ctx: &Context, obj: &ModelArtsNodePool, t: &Transition) {
+    info!(reason = t.reason, note = %t.note, "event");
+    let ev = Event {
+        type_: if t.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: t.reason.into(),
+        note: Some(event_note(&t.note)),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+        ctx.metrics.event_failures.inc();
+        warn!(error = %e, reason = t.reason, "could not publish event");
+    }
+}
+
+/// Requeue after an error `reconcile` returned: the backoff it already decided.
+pub fn error_policy(obj: Arc<ModelArtsNodePool>, err: &Error, ctx: Arc<Context>) -> Action {
+    count(&ctx.metrics, err.metric_label());
+    match err {
+        Error::StatusWrite { retry_in, .. } => Action::requeue(*retry_in),
+        other => {
+            // Not produced by `reconcile` today; back off all the same.
+            warn!(error = %other, "reconcile failed");
+            let uid = obj.uid().unwrap_or_default();
+            let generation = obj.metadata.generation;
+            let failures =
+                decide::failures_so_far(ctx.memos.get(&uid).as_ref(), generation).saturating_add(1);
+            let wait = decide::failure_backoff(
+                reason::INTERNAL_ERROR,
+                failures,
+                None,
+                ctx.settings.policy.max_backoff,
+                unit(),
+            );
+            remember(&ctx, &uid, generation, wait, failures);
+            Action::requeue(wait)
+        }
+    }
+}
+
+/// A uniform sample from `[0, 1)` for jitter.
+fn unit() -> f64 {
+    rand::rng().random::<f64>()
+}
+
+/// Credentials → every page → summary, for one resource.
+async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary> {
+    let spec = &obj.spec;
+    let url = endpoint::resolve(
+        spec.region.as_deref(),
+        spec.endpoint.as_deref(),
+        ("spec.region", "spec.endpoint"),
+        ctx.settings.allow_http,
+    )?;
+    if let Some(e) = &spec.endpoint
+        && !endpoint::host_allowed(&url, &ctx.settings.allowed_suffixes)
+    {
+        return Err(Error::invalid(
+            "spec.endpoint",
+            e.as_str(),
+            format!(
+                "host is not in the operator's allow-list ({})",
+                ctx.settings.allowed_suffixes.join(", ")
+            ),
+        ));
+    }
+    let creds = credentials(obj, ctx).await?;
+    let pool = NodePoolRef {
+        project_id: spec.project_id.clone(),
+        pool_name: spec.pool_name.clone(),
+        nodepool_name: spec.node_pool_name.clone(),
+    };
+    let page_size = u32::try_from(spec.page_size.clamp(1, 500)).unwrap_or(500);
+    let max_nodes = usize::try_from(spec.max_nodes_in_status.max(0)).unwrap_or(0);
+    let (summary, stats) =
+        sync::fetch_summary(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
+    ctx.metrics.pages.inc_by(stats.pages as u64);
+    ctx.metrics.retries.inc_by(u64::from(stats.retries));
+    info!(
+        nodes = stats.nodes,
+        pages = stats.pages,
+        retries = stats.retries,
+        "listed node pool"
+    );
+    Ok(summary)
+}
+
+/// Reads the one Secret the resource names, at every sync, so a rotation applies at
+/// the next sync; falls back to the operator's credentials only when allowed.
+async fn credentials(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Credentials> {
+    let ns = obj.namespace().unwrap_or_default();
+    let Some(secret_ref) = &obj.spec.credentials_secret_ref else {
+        return ctx.default_credentials.clone().ok_or_else(|| {
+            Error::credentials_missing(
+                "spec.credentialsSecretRef is not set and the operator does not allow default credentials",
+            )
+        });
+    };
+    let secret_name = format!("{ns}/{}", secret_ref.name);
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &ns);
+    let secret = match secrets.get(&secret_ref.name).await {
+        Ok(s) => s,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(Error::credentials_missing(format!(
+                "Secret {secret_name} not found"
+            )));
+        }
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return Err(Error::Credentials {
+                problem: CredentialsProblem::Forbidden,
+                message: format!("the operator may not read Secret {secret_name}"),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Credentials::from_secret_data(&secret_name, &secret.data.unwrap_or_default())
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
