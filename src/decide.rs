@@ -168,7 +168,7 @@ fn spread(base: Duration, fraction: f64, unit: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{status::condition, summary::PoolSummary};
+    use crate::status::condition;
 
     const POLICY: Policy = Policy {
         heartbeat: Duration::from_secs(300),
