@@ -23,7 +23,8 @@ use kube::{
         Controller,
         controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
-        reflector::Store,
+        WatchStreamExt,
+        reflector::{self, Store},
         watcher,
     },
 };
@@ -31,7 +32,10 @@ use std::{
     collections::HashSet,
     net::SocketAddr,
     num::NonZeroU32,
-    sync::{Arc, atomic::AtomicBool},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 use tracing::{info, warn};
@@ -162,7 +166,24 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(sel) = &args.label_selector {
         wc = wc.labels(sel);
     }
-    let controller = Controller::new(api, wc);
+    // Our own reflector (rather than `Controller::new`'s) so readiness can be read off the
+    // watch itself: kube 5's `Store::wait_until_ready` wakes only the last of several
+    // waiters, and the controller is already one.
+    let ready = Arc::new(AtomicBool::new(false));
+    let (store, writer) = reflector::store();
+    let listed = ready.clone();
+    let objects = watcher(api, wc)
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::InitDone) = event
+                && !listed.swap(true, Ordering::Relaxed)
+            {
+                info!("watch has listed the resources; ready");
+            }
+        })
+        .applied_objects();
+    let controller = Controller::for_stream(objects, store.clone());
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("CONTROLLER_POD_NAME").ok(),
@@ -181,7 +202,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
         liveness: liveness.clone(),
     });
 
-    let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .map_err(|e| Error::Io {
@@ -208,14 +228,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         concurrency = args.concurrency,
         "starting controller"
     );
-    let store = controller.store();
-    tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            info!("watch has listed the resources; ready");
-            ready.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    });
-    tokio::spawn(forget_deleted(controller.store(), ctx.clone()));
+    tokio::spawn(forget_deleted(store, ctx.clone(), ready));
     controller
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .shutdown_on_signal()
@@ -232,14 +245,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Drops the memos and metric series of resources that left the watch (deleted, or no
-/// longer matching the selector), so neither grows with every resource ever seen.
-async fn forget_deleted(store: Store<ModelArtsNodePool>, ctx: Arc<Context>) {
+/// Every 30 s once the watch has listed, drops the memos and metric series of resources
+/// that left the watch (deleted, or no longer matching the selector), so neither grows
+/// with every resource ever seen.
+async fn forget_deleted(store: Store<ModelArtsNodePool>, ctx: Arc<Context>, listed: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
-        if store.wait_until_ready().await.is_err() {
-            return;
+        if !listed.load(Ordering::Relaxed) {
+            continue;
         }
         let objects = store.state();
         let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
