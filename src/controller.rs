@@ -20,10 +20,9 @@ use kube::{
     Api, Client, ResourceExt,
     api::ListParams,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
-        WatchStreamExt,
         reflector::{self, Store},
         watcher,
     },

@@ -384,8 +384,10 @@ async fn a_spec_change_mid_backoff_syncs_at_once() {
         status: 503,
         retry_after: None,
     })]);
-    let mut opts = ClientOptions::default();
-    opts.max_attempts = 1;
+    let opts = ClientOptions {
+        max_attempts: 1,
+        ..Default::default()
+    };
     let h = Harness {
         ctx: Arc::new(Context {
             modelarts: ModelArtsClient::new(opts).expect("client"),

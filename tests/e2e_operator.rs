@@ -1103,7 +1103,8 @@ async fn recreated_resource_gets_status_at_once() {
     let ns = e.ns.clone();
     e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
     let slow = json!({"syncInterval": "10m"});
-    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", slow.clone()).await;
+    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", slow.clone())
+        .await;
     let first = e.wait_conds(&ns, "np", READY).await;
     e.pools(&ns)
         .delete("np", &Default::default())

@@ -218,7 +218,12 @@ impl OperatorProcess {
             .open(&log)
             .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
         let err = out.try_clone().expect("cloning the log file handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_modelarts-operator"))
+        // E2E_OPERATOR_BIN runs the suite against another build (e.g. to show a test fails on
+        // an older operator).
+        let bin = std::env::var_os("E2E_OPERATOR_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_modelarts-operator")));
+        let child = Command::new(bin)
             .arg("run")
             .args(config.args())
             .args(["--max-backoff", "10s"])
