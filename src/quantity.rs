@@ -362,6 +362,65 @@ impl fmt::Display for Quantity {
 }
 
 #[cfg(test)]
+#[path = "../tests/support/quantity_strings.rs"]
+mod quantity_strings;
+
+#[cfg(test)]
+mod properties {
+    use super::quantity_strings::{MAX_NANOS, edits, mutate, near_quantity, quantity};
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every exact rendering of a generated value parses to exactly that value.
+        #[test]
+        fn parses_every_exact_rendering((nanos, s) in quantity()) {
+            prop_assert_eq!(Quantity::parse(&s).map(|q| q.nanos()), Ok(nanos), "{:?}", s);
+        }
+
+        /// Display writes something that parses back to the generated value.
+        #[test]
+        fn display_round_trips_generated_values((nanos, s) in quantity()) {
+            let shown = Quantity::parse(&s).map(|q| q.to_string());
+            prop_assert_eq!(shown.and_then(|t| Quantity::parse(&t)).map(|q| q.nanos()), Ok(nanos));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// A sum of parsed renderings equals the plain i128 sum of the generated values.
+        #[test]
+        fn sums_equal_the_sum_of_generated_values(items in prop::collection::vec(quantity(), 0..40)) {
+            let expected: i128 = items.iter().map(|(n, _)| n).sum();
+            let total = items.iter().try_fold(Quantity::ZERO, |acc, (_, s)| {
+                Quantity::parse(s).ok().and_then(|q| acc.checked_add(q))
+            });
+            prop_assert_eq!(total.map(|t| t.nanos()), Some(expected));
+        }
+
+        /// Arbitrary text never panics, and whatever is accepted is within Kubernetes' range.
+        #[test]
+        fn garbage_never_panics(s in prop_oneof!["\\PC{0,40}", ".{0,40}", near_quantity()]) {
+            if let Ok(q) = Quantity::parse(&s) {
+                prop_assert!(q.nanos().abs() <= MAX_NANOS, "{s:?}");
+            }
+        }
+
+        /// Nor does a valid rendering with a few edits.
+        #[test]
+        fn mutations_never_panic((_, s) in quantity(), edits in edits()) {
+            let mutated = mutate(&s, &edits);
+            if let Ok(q) = Quantity::parse(&mutated) {
+                prop_assert!(q.nanos().abs() <= MAX_NANOS, "{mutated:?}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
