@@ -158,7 +158,7 @@ fn binary_fraction(digits: impl Iterator<Item = u8>, m: u32, bin: u32) -> Result
     let first = m.min(27);
     let (p1, p2) = (5u128.pow(first), 5u128.pow(m - first));
     let shift = bin - m;
-    let limit = (MAX_NANOS >> shift) as u128;
+    let limit = MAX_NANOS.unsigned_abs() >> shift;
     let (mut r1, mut r2, mut quotient) = (0u128, 0u128, 0u128);
     for d in digits {
         r1 = r1 * 10 + u128::from(d - b'0');
