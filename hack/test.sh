@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test the way CI does: the official-SDK venv for the interop tests, a real
-# control plane (etcd + kube-apiserver on loopback) for the cluster tests, then `cargo test`.
+# Runs every test the way CI does: the official-SDK venv for the interop tests, Kubernetes' own
+# quantity parser (hack/quantity-ref.sh) for the quantity differential test, a real control
+# plane (etcd + kube-apiserver on loopback) for the cluster tests, then `cargo test`.
 # Nothing is skipped here: MODELARTS_REQUIRE_* turn a missing prerequisite into a failure.
 #
 #   hack/test.sh                 all tests
@@ -16,6 +17,10 @@ log() { printf '[test] %s\n' "$*" >&2; }
 log "interop venv (official Huawei Cloud Python SDK)"
 MODELARTS_INTEROP_PYTHON=$(hack/interop-venv.sh)
 export MODELARTS_INTEROP_PYTHON MODELARTS_REQUIRE_INTEROP=1
+
+log "quantity reference (Kubernetes' own resource.ParseQuantity)"
+MODELARTS_QUANTITY_REF=$(hack/quantity-ref.sh)
+export MODELARTS_QUANTITY_REF MODELARTS_REQUIRE_QUANTITY_REF=1
 
 started_plane=0
 if env_lines=$(hack/control-plane.sh env 2>/dev/null); then

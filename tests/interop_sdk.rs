@@ -46,7 +46,12 @@ fn interop_python(test: &str) -> Option<PathBuf> {
             panic!("{test}: {REQUIRE_ENV}=1 but {PYTHON_ENV} is unset; run hack/interop-venv.sh")
         }
         None => {
-            eprintln!("SKIPPED {test}: {PYTHON_ENV} unset; run hack/interop-venv.sh");
+            // Written straight to fd 2: libtest captures eprintln! of passing tests, and a skip must
+            // be visible in every `cargo test` log.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: {PYTHON_ENV} unset; run hack/interop-venv.sh"
+            );
             None
         }
     }
