@@ -7,6 +7,15 @@
 #   hack/control-plane.sh status  show dir, ports, PIDs, health
 #   hack/control-plane.sh down    stop the processes this script started (by recorded PID) and remove state
 #
+# Fault verbs for tests (on a running plane's state dir; they never touch another plane):
+#   hack/control-plane.sh kill etcd|kube-apiserver    SIGKILL that component (recorded PID, checked against
+#                                                     /proc/PID/cmdline); the state dir and ports stay
+#   hack/control-plane.sh start etcd|kube-apiserver   start it again with the same ports, PKI and data dir;
+#                                                     waits for its health (etcd /health, apiserver /readyz)
+#   hack/control-plane.sh compact                     compact etcd to its current revision (HTTP/JSON gateway,
+#                                                     POST /v3/kv/compaction), so watches from an older
+#                                                     resourceVersion get 410 Gone; prints the revision
+#
 # Environment:
 #   CONTROL_PLANE_DIR        state dir (default ${XDG_STATE_HOME:-$HOME/.local/state}/modelarts-operator/control-plane);
 #                            use different dirs to run several planes side by side
@@ -90,6 +99,12 @@ EOF
 
 port_is_free() {
   python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+# port_is_listenable: like port_is_free, but with SO_REUSEADDR as Go's listeners use it, so the
+# TIME_WAIT connections a killed server leaves behind do not count; only a live listener does.
+port_is_listenable() {
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()' "$1" 2>/dev/null
 }
 
 # --- health ---
@@ -181,6 +196,66 @@ start() {
   pid_is "$name" || { tail -n 30 "$D/$name.log" >&2 || true; die "$name exited right after start (log: $D/$name.log)"; }
 }
 
+# start_etcd: launch etcd with the ports, data dir and TLS-less settings of $D/state.env; wait for /health.
+start_etcd() {
+  . "$D/state.env"
+  local bin=$TOOLS_BIN i
+  log "starting etcd on 127.0.0.1:$ETCD_PORT"
+  # --unsafe-no-fsync: throwaway test data; fsync dominates etcd latency on slow disks.
+  start etcd "$bin/etcd" --name=test --data-dir="$D/etcd-data" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="test=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls="" \
+    --unsafe-no-fsync --log-level=warn
+  for i in $(seq 100); do
+    etcd_healthy && break
+    pid_is etcd || { tail -n 30 "$D/etcd.log" >&2; die "etcd died during start (log: $D/etcd.log)"; }
+    sleep 0.1
+  done
+  etcd_healthy || { tail -n 30 "$D/etcd.log" >&2; die "etcd not healthy after 10s (log: $D/etcd.log)"; }
+}
+
+etcd_healthy() {
+  . "$D/state.env"
+  curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'
+}
+
+# start_apiserver: launch kube-apiserver against the plane's etcd, PKI and port; wait for /readyz.
+start_apiserver() {
+  . "$D/state.env"
+  local bin=$TOOLS_BIN api_port=$APISERVER_PORT
+  log "starting kube-apiserver on https://127.0.0.1:$api_port"
+  # ServiceAccount admission is off because no controller-manager creates default ServiceAccounts;
+  # endpoint reconciler off because there is no routable address to publish for the `kubernetes` Service.
+  start kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+    --cert-dir="$D/pki" --tls-cert-file="$D/pki/apiserver.crt" --tls-private-key-file="$D/pki/apiserver.key" \
+    --client-ca-file="$D/pki/ca.crt" \
+    --authorization-mode=RBAC \
+    --service-account-issuer="https://127.0.0.1:$api_port" \
+    --service-account-key-file="$D/pki/sa.pub" --service-account-signing-key-file="$D/pki/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none \
+    --allow-privileged=true --profiling=false \
+    ${CONTROL_PLANE_APISERVER_ARGS:-}
+
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until readyz 2; do
+    if ! pid_is kube-apiserver; then
+      log "kube-apiserver exited; last lines of $D/kube-apiserver.log:"
+      tail -n 40 "$D/kube-apiserver.log" >&2 || true
+      die "kube-apiserver failed to start"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "kube-apiserver not ready after ${READY_TIMEOUT}s; last lines of $D/kube-apiserver.log:"
+      tail -n 40 "$D/kube-apiserver.log" >&2 || true
+      die "kube-apiserver did not become ready"
+    fi
+    sleep 0.25
+  done
+}
+
 cmd_up() {
   local c
   for c in curl openssl python3 flock setsid base64; do
@@ -230,52 +305,8 @@ EOF
   # From here on, a failure stops whatever we started and leaves logs for inspection.
   trap 'rc=$?; if [ $rc -ne 0 ]; then stop_all; log "start failed; logs kept in $D (next up cleans it)"; fi' EXIT
 
-  log "starting etcd on 127.0.0.1:$etcd_port"
-  # --unsafe-no-fsync: throwaway test data; fsync dominates etcd latency on slow disks.
-  start etcd "$bin/etcd" --name=test --data-dir="$D/etcd-data" \
-    --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls="http://127.0.0.1:$peer_port" --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
-    --initial-cluster="test=http://127.0.0.1:$peer_port" --listen-metrics-urls="" \
-    --unsafe-no-fsync --log-level=warn
-  local i
-  for i in $(seq 100); do
-    curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"' && break
-    pid_is etcd || { tail -n 30 "$D/etcd.log" >&2; die "etcd died during start (log: $D/etcd.log)"; }
-    sleep 0.1
-  done
-  curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"' \
-    || { tail -n 30 "$D/etcd.log" >&2; die "etcd not healthy after 10s (log: $D/etcd.log)"; }
-
-  log "starting kube-apiserver on https://127.0.0.1:$api_port"
-  # ServiceAccount admission is off because no controller-manager creates default ServiceAccounts;
-  # endpoint reconciler off because there is no routable address to publish for the `kubernetes` Service.
-  start kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
-    --cert-dir="$D/pki" --tls-cert-file="$D/pki/apiserver.crt" --tls-private-key-file="$D/pki/apiserver.key" \
-    --client-ca-file="$D/pki/ca.crt" \
-    --authorization-mode=RBAC \
-    --service-account-issuer="https://127.0.0.1:$api_port" \
-    --service-account-key-file="$D/pki/sa.pub" --service-account-signing-key-file="$D/pki/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none \
-    --allow-privileged=true --profiling=false \
-    ${CONTROL_PLANE_APISERVER_ARGS:-}
-
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until readyz 2; do
-    if ! pid_is kube-apiserver; then
-      log "kube-apiserver exited; last lines of $D/kube-apiserver.log:"
-      tail -n 40 "$D/kube-apiserver.log" >&2 || true
-      die "kube-apiserver failed to start"
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      log "kube-apiserver not ready after ${READY_TIMEOUT}s; last lines of $D/kube-apiserver.log:"
-      tail -n 40 "$D/kube-apiserver.log" >&2 || true
-      die "kube-apiserver did not become ready"
-    fi
-    sleep 0.25
-  done
+  start_etcd
+  start_apiserver
   write_kubeconfig
   trap - EXIT
   log "ready in $((SECONDS - t0))s (kube-apiserver $("$bin/kube-apiserver" --version | cut -d' ' -f2), etcd pid $(cat "$D/etcd.pid"), kube-apiserver pid $(cat "$D/kube-apiserver.pid"))"
@@ -313,10 +344,79 @@ cmd_status() {
   if readyz; then echo "readyz: ok"; else echo "readyz: FAILING"; return 1; fi
 }
 
+# --- fault verbs: break and repair a running plane in place (tests of the operator under faults) ---
+
+component_arg() { # component_arg <verb> <name>: validates the component name
+  case "${2:-}" in
+    etcd|kube-apiserver) ;;
+    *) echo "usage: $0 $1 etcd|kube-apiserver" >&2; exit 2 ;;
+  esac
+  [ -f "$D/state.env" ] || die "no control plane state in $D (start one with: $0 up)"
+}
+
+cmd_kill() {
+  component_arg kill "${1:-}"
+  local name=$1 pid i parent; parent=$(dirname "$D")
+  exec 9<"$parent"; flock 9
+  pid_is "$name" || die "$name is not running in $D (or its PID now belongs to another program); not signalling anything"
+  pid=$(cat "$D/$name.pid")
+  log "SIGKILL $name (pid $pid)"
+  kill -KILL "$pid" 2>/dev/null || true
+  for i in $(seq 100); do pid_is "$name" || break; sleep 0.05; done
+  pid_is "$name" && die "$name (pid $pid) still running 5s after SIGKILL"
+  rm -f "$D/$name.pid"
+}
+
+cmd_start() {
+  component_arg start "${1:-}"
+  local name=$1 parent; parent=$(dirname "$D")
+  exec 9<"$parent"; flock 9
+  if pid_is "$name"; then
+    log "$name already running (pid $(cat "$D/$name.pid"))"
+  else
+    . "$D/state.env"
+    port_is_listenable "$([ "$name" = etcd ] && echo "$ETCD_PORT" || echo "$APISERVER_PORT")" \
+      || die "the port of $name is taken by another process; cannot restart it on the same port"
+    case "$name" in
+      etcd) start_etcd ;;
+      kube-apiserver) start_apiserver ;;
+    esac
+  fi
+  case "$name" in
+    etcd) etcd_healthy || die "etcd is not healthy" ;;
+    kube-apiserver) readyz || die "kube-apiserver is not ready" ;;
+  esac
+  log "$name running (pid $(cat "$D/$name.pid"))"
+}
+
+cmd_compact() {
+  [ -f "$D/state.env" ] || die "no control plane state in $D (start one with: $0 up)"
+  . "$D/state.env"
+  pid_is etcd || die "etcd is not running in $D"
+  # etcd's gRPC gateway speaks JSON over the plain-HTTP client port: no etcdctl needed.
+  # A range over the key "\0" returns the store's current revision in its header.
+  local out rev
+  out=$(curl -fsS --max-time 10 -X POST -d '{"key":"AA==","limit":1}' "http://127.0.0.1:$ETCD_PORT/v3/kv/range") \
+    || die "reading etcd's revision failed"
+  rev=$(python3 -c 'import json,sys; print(int(json.load(sys.stdin)["header"]["revision"]))' <<<"$out") \
+    || die "unexpected answer from etcd: $out"
+  out=$(curl -sS --max-time 30 -X POST -d "{\"revision\":\"$rev\",\"physical\":true}" \
+    "http://127.0.0.1:$ETCD_PORT/v3/kv/compaction") || die "compaction request failed"
+  # An already compacted revision is not an error for our purpose: everything older is gone either way.
+  if ! python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if "header" in d or "compacted" in d.get("message","") else 1)' <<<"$out"; then
+    die "compaction to revision $rev failed: $out"
+  fi
+  log "compacted etcd to revision $rev"
+  echo "$rev"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
+  kill) cmd_kill "${2:-}" ;;
+  start) cmd_start "${2:-}" ;;
+  compact) cmd_compact ;;
+  *) echo "usage: $0 up|down|env|status|kill COMPONENT|start COMPONENT|compact" >&2; exit 2 ;;
 esac

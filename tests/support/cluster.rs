@@ -49,12 +49,32 @@ pub async fn config_or_skip(test_name: &str) -> Option<Config> {
     let first = std::env::split_paths(&path)
         .next()
         .expect("KUBECONFIG has no entries");
-    let kubeconfig = Kubeconfig::read_from(&first)
-        .unwrap_or_else(|e| panic!("{test_name}: cannot read KUBECONFIG {}: {e}", first.display()));
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    Some(config_from_path(test_name, &first).await)
+}
+
+/// The admin `kube::Config` of exactly this kubeconfig file (e.g. a private plane's).
+pub async fn config_from_path(test_name: &str, path: &std::path::Path) -> Config {
+    let kubeconfig = Kubeconfig::read_from(path)
+        .unwrap_or_else(|e| panic!("{test_name}: cannot read kubeconfig {}: {e}", path.display()));
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .unwrap_or_else(|e| panic!("{test_name}: invalid KUBECONFIG {}: {e}", first.display()));
-    Some(config)
+        .unwrap_or_else(|e| panic!("{test_name}: invalid kubeconfig {}: {e}", path.display()))
+}
+
+/// A client for `config` whose server must answer.
+pub async fn client_from_config(test_name: &str, config: Config) -> Client {
+    let url = config.cluster_url.clone();
+    let client = Client::try_from(config)
+        .unwrap_or_else(|e| panic!("{test_name}: cannot build client for {url}: {e}"));
+    if let Err(e) = client.apiserver_version().await {
+        panic!("{test_name}: {url} does not answer: {e}");
+    }
+    client
+}
+
+/// True when a missing control plane must fail the test (`MODELARTS_REQUIRE_CLUSTER=1`).
+pub fn cluster_required() -> bool {
+    required()
 }
 
 /// Admin client for the test control plane, or `None` when the test should be skipped.

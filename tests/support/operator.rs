@@ -50,29 +50,30 @@ static CRD_INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_n
 
 /// Server-side applies the committed CRD once per test process and waits until it is Established.
 pub async fn install_crd(admin: &Client) {
-    CRD_INSTALLED
-        .get_or_init(|| async {
-            let text =
-                std::fs::read_to_string(CRD_FILE).unwrap_or_else(|e| panic!("reading {CRD_FILE}: {e}"));
-            let crd: CustomResourceDefinition =
-                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parsing {CRD_FILE}: {e}"));
-            let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-            crds.patch(
-                CRD_NAME,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("applying the CRD: {e}"));
-            tokio::time::timeout(
-                TIMEOUT,
-                await_condition(crds, CRD_NAME, conditions::is_crd_established()),
-            )
-            .await
-            .expect("CRD Established within 60s")
-            .expect("watching the CRD");
-        })
-        .await;
+    CRD_INSTALLED.get_or_init(|| apply_crd(admin)).await;
+}
+
+/// Server-side applies the committed CRD and waits until it is Established, every time (for a
+/// private control plane, which [`install_crd`]'s once-per-process memo knows nothing about).
+pub async fn apply_crd(admin: &Client) {
+    let text = std::fs::read_to_string(CRD_FILE).unwrap_or_else(|e| panic!("reading {CRD_FILE}: {e}"));
+    let crd: CustomResourceDefinition =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parsing {CRD_FILE}: {e}"));
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    crds.patch(
+        CRD_NAME,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying the CRD: {e}"));
+    tokio::time::timeout(
+        TIMEOUT,
+        await_condition(crds, CRD_NAME, conditions::is_crd_established()),
+    )
+    .await
+    .expect("CRD Established within 60s")
+    .expect("watching the CRD");
 }
 
 /// Panics with `what` unless `check` yields a value within `timeout`; polls every 250 ms.
@@ -162,6 +163,9 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     /// Environment variables beyond `KUBECONFIG` and `RUST_LOG` (the rest is cleared).
     pub env: Vec<(String, String)>,
+    /// Further flags, e.g. `["--modelarts-timeout", "2s"]`. A `--max-backoff` here replaces the
+    /// harness' default `--max-backoff 10s`.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for OperatorConfig {
@@ -172,6 +176,7 @@ impl Default for OperatorConfig {
             allow_default_credentials: false,
             namespace: None,
             env: Vec::new(),
+            extra_args: Vec::new(),
         }
     }
 }
@@ -191,6 +196,10 @@ impl OperatorConfig {
         if let Some(ns) = &self.namespace {
             args.extend(["--namespace".to_string(), ns.clone()]);
         }
+        if !self.extra_args.iter().any(|a| a == "--max-backoff") {
+            args.extend(["--max-backoff".to_string(), "10s".to_string()]);
+        }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 }
@@ -226,7 +235,6 @@ impl OperatorProcess {
         let child = Command::new(bin)
             .arg("run")
             .args(config.args())
-            .args(["--max-backoff", "10s"])
             .args(["--metrics-addr", &metrics_addr.to_string()])
             .args(["--label-selector", &format!("e2e={shard}")])
             // Nothing from the test's environment (WATCH_NAMESPACE, HUAWEICLOUD_SDK_*, in-cluster
@@ -258,6 +266,11 @@ impl OperatorProcess {
 
     fn exited(&mut self) -> Option<ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// The exit status if the process has exited (e.g. after a panic), `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.exited()
     }
 
     async fn wait_ready(&mut self) {
@@ -398,6 +411,8 @@ pub struct E2e {
     pub config: OperatorConfig,
     /// Set for a namespaced install: the chart's Role variant in this namespace only.
     pub watch_namespace: Option<String>,
+    /// The admin kubeconfig everything here targets (`$KUBECONFIG`, or a private plane's).
+    pub admin_kubeconfig: PathBuf,
     namespaces: Vec<String>,
     cluster_rbac: Vec<String>,
     starts: u32,
@@ -423,10 +438,32 @@ impl E2e {
         Self::setup(test, prefix, true).await
     }
 
+    /// Like [`E2e::without_operator`], but against the control plane of this admin kubeconfig
+    /// (e.g. a private plane of `support/plane.rs`) instead of `$KUBECONFIG`; installs the CRD there.
+    pub async fn on_kubeconfig_without_operator(test: &str, prefix: &str, kubeconfig: &Path) -> E2e {
+        let admin_config = cluster::config_from_path(test, kubeconfig).await;
+        let admin = cluster::client_from_config(test, admin_config.clone()).await;
+        apply_crd(&admin).await;
+        Self::setup_with(test, prefix, false, admin_config, admin, kubeconfig.to_path_buf()).await
+    }
+
     async fn setup(test: &str, prefix: &str, namespaced: bool) -> Option<E2e> {
         let admin_config = cluster::config_or_skip(test).await?;
         let admin = cluster::client_or_skip(test).await?;
         install_crd(&admin).await;
+        let path = std::env::var_os("KUBECONFIG").expect("KUBECONFIG");
+        let first = std::env::split_paths(&path).next().expect("KUBECONFIG entry");
+        Some(Self::setup_with(test, prefix, namespaced, admin_config, admin, first).await)
+    }
+
+    async fn setup_with(
+        test: &str,
+        prefix: &str,
+        namespaced: bool,
+        admin_config: Config,
+        admin: Client,
+        admin_kubeconfig: PathBuf,
+    ) -> E2e {
         let id = cluster::unique_name(prefix);
         let sim = Simulator::start(SimData::embedded_default(), SimOptions::default())
             .await
@@ -451,6 +488,7 @@ impl E2e {
                 ..Default::default()
             },
             watch_namespace: namespaced.then(|| id.clone()),
+            admin_kubeconfig,
             namespaces: Vec::new(),
             cluster_rbac: Vec::new(),
             starts: 0,
@@ -458,7 +496,7 @@ impl E2e {
         e.create_namespace(&id).await;
         e.apply_chart_rbac().await;
         e.write_sa_kubeconfig().await;
-        Some(e)
+        e
     }
 
     /// Creates a namespace (remembered for cleanup).
@@ -582,9 +620,7 @@ impl E2e {
             .status
             .expect("TokenRequest status")
             .token;
-        let path = std::env::var_os("KUBECONFIG").expect("KUBECONFIG");
-        let first = std::env::split_paths(&path).next().expect("KUBECONFIG entry");
-        let admin_kc = Kubeconfig::read_from(&first).expect("reading the admin kubeconfig");
+        let admin_kc = Kubeconfig::read_from(&self.admin_kubeconfig).expect("reading the admin kubeconfig");
         let ctx_name = admin_kc
             .current_context
             .clone()
