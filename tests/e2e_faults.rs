@@ -133,7 +133,8 @@ struct Obs {
 /// two of the test's own checks cannot go unnoticed.
 struct Sampler {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<Obs>>,
+    seen: Arc<std::sync::Mutex<Vec<Obs>>>,
+    task: tokio::task::JoinHandle<()>,
     what: String,
 }
 
@@ -142,13 +143,14 @@ impl Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let n = name.to_string();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = seen.clone();
         let task = tokio::spawn(async move {
             let t0 = Instant::now();
-            let mut out = Vec::new();
             while !flag.load(Ordering::Relaxed) {
                 // While the API server or etcd is down a read fails or hangs: no observation.
                 if let Ok(Ok(o)) = tokio::time::timeout(Duration::from_secs(2), api.get(&n)).await {
-                    out.push(Obs {
+                    out.lock().unwrap().push(Obs {
                         at_s: t0.elapsed().as_secs_f64(),
                         node_count: node_count(&o),
                         last_sync: last_sync(&o),
@@ -157,10 +159,10 @@ impl Sampler {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            out
         });
         Sampler {
             stop,
+            seen,
             task,
             what: name.to_string(),
         }
@@ -169,8 +171,15 @@ impl Sampler {
     /// Stops sampling and asserts: `status.pool` never disappeared, `lastSyncTime` never went
     /// backwards and, with `ready_stays_true`, `Ready` was `True` in every reading.
     async fn check(self, ready_stays_true: bool) -> usize {
+        // While the API server or etcd was down nothing could be read: let a few readings of the
+        // recovered state accumulate (bounded) before judging.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.seen.lock().unwrap().len() < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         self.stop.store(true, Ordering::Relaxed);
-        let obs = self.task.await.expect("sampler task");
+        self.task.await.expect("sampler task");
+        let obs = std::mem::take(&mut *self.seen.lock().unwrap());
         assert!(obs.len() >= 3, "{}: too few status readings: {obs:?}", self.what);
         let mut had_pool = false;
         let mut prev: Option<(jiff::Timestamp, f64)> = None;
