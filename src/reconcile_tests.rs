@@ -284,6 +284,11 @@ async fn a_refused_status_write_backs_off_warns_and_recovers() {
     let note = h.api.lock().unwrap().events[0].2.clone();
     assert!(note.contains("freeze-status"), "{note}");
     assert_eq!(h.ctx.metrics.status_write_failures.get(), 1);
+    let text = h.ctx.metrics.encode();
+    assert!(
+        text.contains("modelarts_operator_reconcile_duration_seconds_count 1\n"),
+        "a failed reconcile is timed too:\n{text}"
+    );
 
     // Watch events in between (e.g. someone labels the resource) do not re-list ModelArts.
     for _ in 0..5 {
