@@ -105,11 +105,19 @@ trap 'exit 143' TERM
 
 # check_alive: fail fast (with the log) if the simulator or the operator died, instead of waiting
 # out a timeout for a status that can never come.
+running() { # running PID: our child has not exited. Right after `&` the child may not have
+  # exec'd the binary yet (its argv[0] is still bash's), so `ours` would say no; an unreaped
+  # child's PID cannot be reused, so alive-and-not-zombie is enough here.
+  local state
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 check_alive() {
-  if [ -n "$SIM_PID" ] && ! ours "$SIM_PID"; then
+  if [ -n "$SIM_PID" ] && ! running "$SIM_PID"; then
     tail -n 20 "$WORK/simulator.log" >&2 || true; die "the simulator exited (log: $WORK/simulator.log)"
   fi
-  if [ -n "$OP_PID" ] && ! ours "$OP_PID"; then
+  if [ -n "$OP_PID" ] && ! running "$OP_PID"; then
     tail -n 20 "$WORK/operator.log" >&2 || true; die "the operator exited (log: $WORK/operator.log)"
   fi
 }
