@@ -20,7 +20,6 @@ pub mod reconcile;
 pub mod server;
 pub mod signal;
 pub mod signer;
-pub mod simulator;
 pub mod status;
 pub mod summary;
 pub mod sync;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use modelarts_operator::credentials::Credentials;
 use modelarts_operator::model::{Node, NodeMetadata};
 use modelarts_operator::signer::{self, EMPTY_BODY_SHA256, SigningRequest};
-use modelarts_operator::simulator::{
+use modelarts_simulator::{
     CredentialSpec, MAX_LIMIT, NodePoolSpec, SimData, SimHandle, SimOptions, Simulator,
 };
 use serde_json::{Value, json};

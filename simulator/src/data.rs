@@ -3,14 +3,14 @@
 //! YAML or JSON, camelCase keys. Spec structs refuse unknown keys so a typo in a demo file
 //! is reported instead of silently ignored; `Node` objects stay lenient like the client's.
 
-use crate::error::{Error, Result};
-use crate::model::Node;
+use modelarts_operator::error::{Error, Result};
+use modelarts_operator::model::Node;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use super::validate::{MAX_GENERATED, nodepool_name_problem, pool_name_problem};
+pub use crate::validate::{MAX_GENERATED, nodepool_name_problem, pool_name_problem};
 
 /// Project ID of the embedded default data.
 pub const DEMO_PROJECT_ID: &str = "0123456789abcdef0123456789abcdef";

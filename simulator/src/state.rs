@@ -2,11 +2,11 @@
 //!
 //! One `std::sync::Mutex` guards everything; critical sections are short and never await.
 
-use super::auth::{AuthFailure, AuthRequest, Authenticator, Identity};
-use super::data::{CredentialSpec, NodePoolSpec};
-use super::faults::{Fault, FaultContext, FaultSet, Fired};
-use super::world::{NodePatch, StateError, World};
-use crate::model::Node;
+use crate::auth::{AuthFailure, AuthRequest, Authenticator, Identity};
+use crate::data::{CredentialSpec, NodePoolSpec};
+use crate::faults::{Fault, FaultContext, FaultSet, Fired};
+use crate::world::{NodePatch, StateError, World};
+use modelarts_operator::model::Node;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,8 +1,8 @@
 //! The live data the simulator serves, built from [`SimData`] and mutable at runtime.
 
-use super::data::{NodePoolSpec, SimData, nodepool_name_problem};
-use super::generate::generate_nodes;
-use crate::model::{Node, NodePhase};
+use crate::data::{NodePoolSpec, SimData, nodepool_name_problem};
+use crate::generate::generate_nodes;
+use modelarts_operator::model::{Node, NodePhase};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -307,7 +307,7 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::data::*;
+    use crate::data::*;
 
     #[test]
     fn default_world_and_mutations() {
