@@ -8,7 +8,7 @@ use crate::world::{NodePoolRt, PoolRt, StateError};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use modelarts_operator::model::{ListMetadata, Node, NodeList, NodePhase};
+use modelarts_operator::wire::{ListMetadata, Node, NodeList, NodePhase};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, routing::patch as patch_route};
-use modelarts_operator::model::Node;
+use modelarts_operator::wire::Node;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;

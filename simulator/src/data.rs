@@ -1,10 +1,15 @@
-//! The simulator's data file: credentials, tokens and projects → pools → node pools → nodes.
+//! The data file format and its embedded default: credentials, tokens and projects → pools
+//! → node pools → nodes, as read once at start.
+//!
+//! Named apart from [`world`](crate::world) (what is served and mutated at run time) and
+//! [`state`](crate::state) (the locked server state around the world): this is only the
+//! serialized input.
 //!
 //! YAML or JSON, camelCase keys. Spec structs refuse unknown keys so a typo in a demo file
 //! is reported instead of silently ignored; `Node` objects stay lenient like the client's.
 
 use modelarts_operator::error::{Error, Result};
-use modelarts_operator::model::Node;
+use modelarts_operator::wire::Node;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;

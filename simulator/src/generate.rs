@@ -1,7 +1,7 @@
 //! Deterministic node generation for large simulated node pools.
 
 use crate::data::GenerateSpec;
-use modelarts_operator::model::{Node, NodeMetadata, NodePhase, NodeSpec, NodeStatus};
+use modelarts_operator::wire::{Node, NodeMetadata, NodePhase, NodeSpec, NodeStatus};
 use std::collections::BTreeMap;
 
 /// Label holding the node-pool name on every node (TF and OTC read it this way).

@@ -1,8 +1,12 @@
-//! The live data the simulator serves, built from [`SimData`] and mutable at runtime.
+//! The world: the in-memory pools, node pools and nodes the simulator serves, built from
+//! [`SimData`] and mutated at run time (by the control API).
+//!
+//! Plain data and its mutations, no locking, auth or faults: those belong to
+//! [`state`](crate::state), and the file format to [`data`](crate::data).
 
 use crate::data::{NodePoolSpec, SimData, nodepool_name_problem};
 use crate::generate::generate_nodes;
-use modelarts_operator::model::{Node, NodePhase};
+use modelarts_operator::wire::{Node, NodePhase};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

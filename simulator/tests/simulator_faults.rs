@@ -2,7 +2,7 @@
 
 mod simulator_common;
 
-use modelarts_operator::model::{NodeList, NodePhase};
+use modelarts_operator::wire::{NodeList, NodePhase};
 use modelarts_simulator::{DEMO_LARGE_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID};
 use serde_json::{Value, json};
 use simulator_common::*;
