@@ -216,7 +216,7 @@ fn de_secret_vec<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Sec
 }
 
 impl SimData {
-    /// The embedded demo data (`src/simulator/default-data.yaml`).
+    /// The embedded demo data (`simulator/src/default-data.yaml`).
     pub fn embedded_default() -> Self {
         match Self::from_yaml_str(DEFAULT_DATA) {
             Ok(d) => d,
