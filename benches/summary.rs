@@ -15,13 +15,13 @@
 
 use modelarts_operator::client::{ClientOptions, ModelArtsClient, NodePoolRef};
 use modelarts_operator::credentials::Credentials;
-use modelarts_operator::model::NodeList;
-use modelarts_operator::simulator::{
+use modelarts_operator::fetch::fetch_summary;
+use modelarts_operator::summary::{DEFAULT_MAX_NODES, PoolSummary, Summarizer};
+use modelarts_operator::wire::NodeList;
+use modelarts_simulator::{
     DEMO_ACCESS_KEY, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, GenerateSpec, NodePoolSpec, SimData,
     SimOptions, Simulator,
 };
-use modelarts_operator::summary::{DEFAULT_MAX_NODES, PoolSummary, Summarizer};
-use modelarts_operator::sync::fetch_summary;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;

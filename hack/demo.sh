@@ -49,25 +49,25 @@ die() { printf '\ndemo: error: %s\n' "$*" >&2; exit 1; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/modelarts-demo.XXXXXX")
-SIM_PID='' OP_PID='' BIN='' PLANE_STARTED=0
+SIM_PID='' OP_PID='' BIN='' SIM_BIN='' PLANE_STARTED=0
 
 # --- cleanup: only the PIDs recorded here, and only while they still run our binary ---
 
-ours() { # ours PID: true if PID is alive and its argv[0] is the binary path we started
-  local pid=$1 argv0
-  [ -n "$pid" ] && [ -n "$BIN" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+ours() { # ours PID [BIN]: true if PID is alive and its argv[0] is BIN (default: the operator binary)
+  local pid=$1 want=${2:-$BIN} argv0
+  [ -n "$pid" ] && [ -n "$want" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   # argv[0], not /proc/PID/exe: a concurrent `cargo build` replaces the file, and exe then reads
   # "... (deleted)" although the process is still ours. A zombie has an empty cmdline: not running.
   IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || return 1
-  [ "$argv0" = "$BIN" ]
+  [ "$argv0" = "$want" ]
 }
 
-stop_pid() { # stop_pid NAME PID: SIGTERM, bounded wait, then SIGKILL
-  local name=$1 pid=$2 i
-  ours "$pid" || return 0
+stop_pid() { # stop_pid NAME PID [BIN]: SIGTERM, bounded wait, then SIGKILL
+  local name=$1 pid=$2 bin=${3:-$BIN} i
+  ours "$pid" "$bin" || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 100); do ours "$pid" || break; sleep 0.1; done
-  if ours "$pid"; then
+  for i in $(seq 100); do ours "$pid" "$bin" || break; sleep 0.1; done
+  if ours "$pid" "$bin"; then
     echo "demo: $name (pid $pid) ignored SIGTERM for 10s; sending SIGKILL" >&2
     kill -KILL "$pid" 2>/dev/null || true
   fi
@@ -80,7 +80,7 @@ cleanup() {
   set +e
   printf '\n%s==> cleanup%s\n' "$B" "$R"
   if ours "$OP_PID"; then stop_pid operator "$OP_PID"; info "stopped the operator (pid $OP_PID)"; fi
-  if ours "$SIM_PID"; then stop_pid simulator "$SIM_PID"; info "stopped the simulator (pid $SIM_PID)"; fi
+  if ours "$SIM_PID" "$SIM_BIN"; then stop_pid simulator "$SIM_PID" "$SIM_BIN"; info "stopped the simulator (pid $SIM_PID)"; fi
   if [ "$PLANE_STARTED" = 1 ] && [ "$KEEP_PLANE" != 1 ]; then
     "$ROOT/hack/control-plane.sh" down 2>&1 | sed 's/^/    /'
   elif [ "$PLANE_STARTED" = 1 ]; then
@@ -134,14 +134,17 @@ poll() {
 
 # ------------------------------------------------------------------------------------------------
 
-heading "Building modelarts-operator (debug)"
+heading "Building modelarts-operator and modelarts-simulator (debug)"
 # Debug, not --release: the demo does almost no work at run time, and a debug build shares the
 # cache `cargo test` already fills (a release build from cold takes several minutes longer on 2 cores).
-( cd "$ROOT" && "$CARGO" build --bin modelarts-operator )
+( cd "$ROOT" && "$CARGO" build -p modelarts-operator --bin modelarts-operator -p modelarts-simulator --bin modelarts-simulator )
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/modelarts-operator"
-[ -x "$BIN" ] || die "built binary not found at $BIN"
+SIM_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/modelarts-simulator"
 [[ $BIN = /* ]] || BIN="$ROOT/$BIN"
-info "binary: $BIN"
+[[ $SIM_BIN = /* ]] || SIM_BIN="$ROOT/$SIM_BIN"
+[ -x "$BIN" ] || die "built binary not found at $BIN"
+[ -x "$SIM_BIN" ] || die "built binary not found at $SIM_BIN"
+info "binaries: $BIN, $SIM_BIN"
 
 heading "Control plane (etcd + kube-apiserver on 127.0.0.1)"
 if "$ROOT/hack/control-plane.sh" status >/dev/null 2>&1; then
@@ -156,13 +159,13 @@ info "KUBECONFIG=$KUBECONFIG"
 show kubectl version 2>/dev/null | sed 's/^/    /' || true
 
 heading "ModelArts simulator (embedded demo data, AK/SK auth on)"
-DATA=$("$BIN" simulate --print-default-data)
+DATA=$("$SIM_BIN" --print-default-data)
 # The demo values come from the embedded data itself, so the script cannot drift from it.
 first() { awk -v k="$1" '$0 ~ "^[ -]*" k ":" { sub("^[ -]*" k ": *", ""); print; exit }' <<<"$DATA"; }
 AK=$(first accessKey) SK=$(first secretKey) PROJECT=$(first id)
 POOL=$(awk '/^ *- name: pool-/ { print $3; exit }' <<<"$DATA")
-[ -n "$AK" ] && [ -n "$SK" ] && [ -n "$PROJECT" ] && [ -n "$POOL" ] || die "could not read the demo AK/SK/project/pool from 'simulate --print-default-data'"
-"$BIN" simulate --port 0 >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
+[ -n "$AK" ] && [ -n "$SK" ] && [ -n "$PROJECT" ] && [ -n "$POOL" ] || die "could not read the demo AK/SK/project/pool from 'modelarts-simulator --print-default-data'"
+"$SIM_BIN" --port 0 >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
 SIM_PID=$!
 sim_url() { SIM=$(sed -n 's|^simulator listening on \(http://127\.0\.0\.1:[0-9][0-9]*\)$|\1|p' "$WORK/simulator.out"); [ -n "$SIM" ]; }
 poll sim_url || die "the simulator did not announce its port within ${TIMEOUT}s (log: $WORK/simulator.log)"

@@ -62,21 +62,21 @@ die() { printf '[soak] error: %s\n' "$*" >&2; exit 1; }
 
 T0=$SECONDS
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/modelarts-soak.XXXXXX")
-SIM_PID='' OP_PID='' BIN='' PLANE_STARTED=0
+SIM_PID='' OP_PID='' BIN='' SIM_BIN='' PLANE_STARTED=0
 
 # --- cleanup: only PIDs recorded here, only while they still run our binary ---
 ours() {
-  local pid=$1 argv0
-  [ -n "$pid" ] && [ -n "$BIN" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  local pid=$1 want=${2:-$BIN} argv0
+  [ -n "$pid" ] && [ -n "$want" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" 2>/dev/null || return 1
-  [ "$argv0" = "$BIN" ]
+  [ "$argv0" = "$want" ]
 }
-stop_pid() {
-  local pid=$1 i
-  ours "$pid" || return 0
+stop_pid() { # stop_pid PID [BIN]
+  local pid=$1 bin=${2:-$BIN} i
+  ours "$pid" "$bin" || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 150); do ours "$pid" || break; sleep 0.1; done
-  ours "$pid" && kill -KILL "$pid" 2>/dev/null
+  for i in $(seq 150); do ours "$pid" "$bin" || break; sleep 0.1; done
+  ours "$pid" "$bin" && kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null || true
 }
 cleanup() {
@@ -84,7 +84,7 @@ cleanup() {
   trap - EXIT INT TERM
   set +e
   if ours "$OP_PID"; then stop_pid "$OP_PID"; log "stopped the operator (pid $OP_PID)"; fi
-  if ours "$SIM_PID"; then stop_pid "$SIM_PID"; log "stopped the simulator (pid $SIM_PID)"; fi
+  if ours "$SIM_PID" "$SIM_BIN"; then stop_pid "$SIM_PID" "$SIM_BIN"; log "stopped the simulator (pid $SIM_PID)"; fi
   if [ "$PLANE_STARTED" = 1 ]; then
     "$ROOT/hack/control-plane.sh" down >&2
   elif [ -n "${KUBECONFIG:-}" ] && command -v kubectl >/dev/null; then
@@ -104,18 +104,21 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 alive() {
-  ours "$SIM_PID" || { tail -n 20 "$WORK/simulator.log" >&2; die "the simulator exited"; }
+  ours "$SIM_PID" "$SIM_BIN" || { tail -n 20 "$WORK/simulator.log" >&2; die "the simulator exited"; }
   ours "$OP_PID" || { tail -n 40 "$WORK/operator.log" >&2; die "the operator exited (log: $WORK/operator.log)"; }
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$OP_PID/status" 2>/dev/null || echo 0; }
 
 # --- build, plane, simulator ---
-log "building modelarts-operator (release)"
-( cd "$ROOT" && "$CARGO" build --release --bin modelarts-operator ) >&2
+log "building modelarts-operator and modelarts-simulator (release)"
+( cd "$ROOT" && "$CARGO" build --release -p modelarts-operator --bin modelarts-operator -p modelarts-simulator --bin modelarts-simulator ) >&2
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/modelarts-operator"
+SIM_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/modelarts-simulator"
 [[ $BIN = /* ]] || BIN="$ROOT/$BIN"
+[[ $SIM_BIN = /* ]] || SIM_BIN="$ROOT/$SIM_BIN"
 [ -x "$BIN" ] || die "no binary at $BIN"
+[ -x "$SIM_BIN" ] || die "no binary at $SIM_BIN"
 
 if "$ROOT/hack/control-plane.sh" status >/dev/null 2>&1; then
   log "reusing the running control plane (left running afterwards)"
@@ -125,12 +128,12 @@ fi
 eval "$("$ROOT/hack/control-plane.sh" up)"
 eval "$("$ROOT/hack/control-plane.sh" env)"
 
-DATA=$("$BIN" simulate --print-default-data)
+DATA=$("$SIM_BIN" --print-default-data)
 first() { awk -v k="$1" '$0 ~ "^[ -]*" k ":" { sub("^[ -]*" k ": *", ""); print; exit }' <<<"$DATA"; }
 AK=$(first accessKey) SK=$(first secretKey) PROJECT=$(first id)
 POOL=$(awk '/^ *- name: pool-/ { print $3; exit }' <<<"$DATA")
 [ -n "$AK" ] && [ -n "$SK" ] && [ -n "$PROJECT" ] && [ -n "$POOL" ] || die "cannot read the demo data"
-"$BIN" simulate --port 0 >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
+"$SIM_BIN" --port 0 >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
 SIM_PID=$!
 for _ in $(seq 100); do
   SIM=$(sed -n 's|^simulator listening on \(http://127\.0\.0\.1:[0-9]*\)$|\1|p' "$WORK/simulator.out")

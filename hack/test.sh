@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test the way CI does: the official-SDK venv for the interop tests, Kubernetes' own
 # quantity parser (hack/quantity-ref.sh) for the quantity differential test, a real control
-# plane (etcd + kube-apiserver on loopback) for the cluster tests, then `cargo test`.
+# plane (etcd + kube-apiserver on loopback) for the cluster tests, then `cargo test --workspace`
+# (the operator and the simulator crate).
 # Nothing is skipped here: MODELARTS_REQUIRE_* turn a missing prerequisite into a failure.
 #
 #   hack/test.sh                 all tests
-#   hack/test.sh --test e2e_operator -- --nocapture     extra args go to cargo test
+#   hack/test.sh --test e2e_operator -- --nocapture     extra args go to cargo test --workspace
 #
 # A plane that was already running is reused and left running; one this script started is
 # stopped again on exit, also when a test fails.
@@ -45,7 +46,7 @@ export HELM KUBECTL
 
 # Cluster tests mostly wait on the API server and the operator, so more threads than cores helps.
 if [ "$#" -gt 0 ]; then
-  cargo test "$@"
+  cargo test --workspace "$@"
 else
-  cargo test -- --test-threads=6
+  cargo test --workspace -- --test-threads=6
 fi

@@ -4,8 +4,8 @@ use crate::{
     credentials::Credentials,
     endpoint,
     error::{ApiError, Error, Result},
-    model::{Node, NodeList},
     signer,
+    wire::{Node, NodeList},
 };
 use governor::DefaultDirectRateLimiter;
 use rand::Rng;

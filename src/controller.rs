@@ -8,10 +8,10 @@ use crate::{
     decide::Policy,
     endpoint,
     error::{Error, Result},
+    health::{self, Liveness},
     memo::Memos,
     metrics::Metrics,
     reconcile::{Context, FIELD_MANAGER, Settings, error_policy, reconcile},
-    server::{self, Liveness},
     telemetry::LogFormat,
 };
 use futures::StreamExt;
@@ -211,7 +211,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .local_addr()
         .map_or_else(|_| args.metrics_addr.to_string(), |a| a.to_string());
     info!(addr = %bound, "serving /metrics, /healthz, /readyz");
-    let app = server::router(server::Health {
+    let app = health::router(health::Health {
         metrics,
         ready: ready.clone(),
         liveness: liveness.clone(),

@@ -243,6 +243,11 @@ mod tests {
 }
 
 /// Parses a Go-style duration (`90s`, `1m30s`, `1.5h`, `250ms`), as `spec.syncInterval` takes.
+///
+/// Hand-written on purpose: `jiff`'s friendly duration parser (already a dependency) takes
+/// far more than the CRD pattern `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$` allows (`10 minutes`,
+/// which the tests below refuse, `2h 30m`, `3 mins 34,123s`, signs, `ago`), so using it would
+/// change what `spec.syncInterval`, `--max-backoff` and friends accept.
 pub fn parse_duration(field: &str, s: &str) -> crate::Result<std::time::Duration> {
     let bad = |why: &str| crate::Error::invalid(field, s, why);
     let mut rest = s.trim();

@@ -6,9 +6,9 @@ use crate::{
     credentials::Credentials,
     endpoint,
     error::{Error, Result},
+    fetch::fetch_summary,
     status::{Outcome, next_status},
     summary::{DEFAULT_MAX_NODES, PoolSummary},
-    sync::fetch_summary,
 };
 use std::{
     io::{IsTerminal, Write},

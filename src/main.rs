@@ -1,7 +1,7 @@
-//! The `modelarts-operator` command: `run`, `inspect`, `simulate`, `crd`.
+//! The `modelarts-operator` command: `run`, `inspect`, `crd`.
 
 use clap::{Parser, Subcommand};
-use modelarts_operator::{controller, crd, inspect, simulator};
+use modelarts_operator::{controller, crd, inspect};
 use std::process::ExitCode;
 
 /// Mirrors Huawei Cloud ModelArts Lite node pools into Kubernetes.
@@ -20,8 +20,6 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Print the ModelArtsNodePool CustomResourceDefinition as YAML.
     Crd,
-    /// Serve a ModelArts-compatible API on loopback from a data file, for demos and tests.
-    Simulate(simulator::SimulateArgs),
 }
 
 #[tokio::main]
@@ -29,7 +27,6 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => controller::run(args).await,
-        Command::Simulate(args) => simulator::run(args).await,
         Command::Inspect(args) => inspect::run(args).await,
         Command::Crd => crd::crd_yaml().map(|y| print!("{y}")),
     };

@@ -298,9 +298,9 @@ mod tests {
     };
 
     fn status_with(resources: &[(&str, &str)]) -> ModelArtsNodePoolStatus {
-        let mut node = crate::model::Node::default();
+        let mut node = crate::wire::Node::default();
         node.metadata.name = "n".into();
-        node.status.phase = crate::model::NodePhase::Available;
+        node.status.phase = crate::wire::NodePhase::Available;
         node.status.resources = resources
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

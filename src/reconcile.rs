@@ -9,13 +9,13 @@ use crate::{
     decide::{self, Decision, Policy, SyncResult},
     endpoint,
     error::{CredentialsProblem, Error, Result},
+    fetch,
+    health::Liveness,
     memo::{Memo, Memos},
     metrics::{Metrics, ResultLabels},
     reason,
-    server::Liveness,
     status::{Outcome, Transition, event_note},
     summary::PoolSummary,
-    sync,
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -291,7 +291,7 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary
     let page_size = u32::try_from(spec.page_size.clamp(1, 500)).unwrap_or(500);
     let max_nodes = usize::try_from(spec.max_nodes_in_status.max(0)).unwrap_or(0);
     let (summary, stats) =
-        sync::fetch_summary(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
+        fetch::fetch_summary(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
     ctx.metrics.pages.inc_by(stats.pages as u64);
     ctx.metrics.retries.inc_by(u64::from(stats.retries));
     info!(

@@ -2,18 +2,16 @@
 //! behind a real `kube::Client`) and the ModelArts simulator on loopback.
 
 use super::*;
-use crate::{
-    client::ClientOptions,
-    crd::ModelArtsNodePoolStatus,
-    simulator::{
-        DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY,
-        SimData, SimHandle, SimOptions, Simulator,
-        faults::{Fault, FaultKind},
-    },
-    status::condition,
-};
+use crate::{client::ClientOptions, crd::ModelArtsNodePoolStatus, status::condition};
+// The simulator links its own copy of this library here (a dev-dependency of a unit test),
+// so it is reached over HTTP and through its own types only.
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
+use modelarts_simulator::{
+    DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, SimData,
+    SimHandle, SimOptions, Simulator,
+    faults::{Fault, FaultKind},
+};
 use serde_json::{Value, json};
 use std::sync::Mutex;
 

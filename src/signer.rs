@@ -2,7 +2,9 @@
 //!
 //! Pure functions only: the canonical request, the string to sign and the signature are
 //! computed from plain strings, so the published vectors are unit tests and the
-//! simulator can verify requests with the very same code.
+//! simulator (`modelarts-simulator`) verifies requests with the very same code. The
+//! verifier-only half (parsing `Authorization`, re-canonicalizing a received query,
+//! constant-time comparison) lives in the simulator, not here.
 
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -51,24 +53,6 @@ pub fn canonical_query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String
         .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-/// Re-canonicalizes a raw query string as received by a server (`a=1&b=%3D`).
-pub fn canonicalize_raw_query(raw: &str) -> String {
-    let pairs: Vec<(String, String)> = raw
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| {
-                percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (dec(k), dec(v))
-        })
-        .collect();
-    canonical_query(&pairs)
 }
 
 /// The parts of an HTTP request that the signature covers.
@@ -149,42 +133,6 @@ pub fn authorization(access_key: &str, secret_key: &str, sdk_date: &str, req: &S
         "{ALGORITHM} Access={access_key}, SignedHeaders={}, Signature={sig}",
         signed_headers(req.headers)
     )
-}
-
-/// The fields of a parsed `Authorization` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedAuthorization {
-    /// The access key ID.
-    pub access: String,
-    /// Lower-case signed header names, in the order given.
-    pub signed_headers: Vec<String>,
-    /// The hex signature.
-    pub signature: String,
-}
-
-/// Parses `SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...`.
-pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
-    let rest = value.strip_prefix(ALGORITHM)?.strip_prefix(' ')?;
-    let (mut access, mut signed, mut sig) = (None, None, None);
-    for field in rest.split(',') {
-        let (k, v) = field.trim().split_once('=')?;
-        match k {
-            "Access" => access = Some(v.to_string()),
-            "SignedHeaders" => signed = Some(v.split(';').map(|h| h.to_ascii_lowercase()).collect()),
-            "Signature" => sig = Some(v.to_string()),
-            _ => return None,
-        }
-    }
-    Some(ParsedAuthorization {
-        access: access?,
-        signed_headers: signed?,
-        signature: sig?,
-    })
-}
-
-/// Constant-time comparison of two signatures, so a verifier leaks no timing.
-pub fn signatures_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -388,34 +336,5 @@ mod tests {
         // Escaped, "é" would become "%C3%A9" and sort before "a"; raw, it sorts after.
         assert_eq!(canonical_query(&[("é", "1"), ("a", "2")]), "a=2&%C3%A9=1");
         assert_eq!(canonical_uri("/v2/a%2Fb/nodes"), "/v2/a/b/nodes/");
-    }
-
-    #[test]
-    fn server_side_recanonicalization_matches_client() {
-        let sent = ma_query();
-        assert_eq!(canonicalize_raw_query(&sent), sent);
-        assert_eq!(canonicalize_raw_query("limit=50&continue=eyJ2IjoxfQ=="), sent);
-    }
-
-    #[test]
-    fn parses_its_own_authorization_header() {
-        let headers = [("Host", MA_HOST), ("X-Sdk-Date", MA_DATE)];
-        let query = ma_query();
-        let req = SigningRequest {
-            method: "GET",
-            path: MA_PATH,
-            query: &query,
-            headers: &headers,
-            body_sha256: EMPTY_BODY_SHA256,
-        };
-        let parsed = parse_authorization(&authorization(MA_AK, MA_SK, MA_DATE, &req)).unwrap();
-        assert_eq!(parsed.access, MA_AK);
-        assert_eq!(parsed.signed_headers, vec!["host", "x-sdk-date"]);
-        assert!(signatures_equal(
-            &parsed.signature,
-            "81035b3b130723b26713e4f5b7b6ed6b0348b6ea74e47fb93cf90f18920e373d"
-        ));
-        assert!(parse_authorization("Basic abc").is_none());
-        assert!(parse_authorization("SDK-HMAC-SHA256 Access=a, SignedHeaders=host").is_none());
     }
 }

@@ -294,7 +294,7 @@ pub fn event_note(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{model::Node, summary::summarize};
+    use crate::{summary::summarize, wire::Node};
 
     const HB: Duration = Duration::from_secs(300);
 
@@ -303,13 +303,13 @@ mod tests {
         for n in abnormal {
             let mut node = Node::default();
             node.metadata.name = n.to_string();
-            node.status.phase = crate::model::NodePhase::Abnormal;
+            node.status.phase = crate::wire::NodePhase::Abnormal;
             nodes.push(node);
         }
         for i in 0..healthy {
             let mut node = Node::default();
             node.metadata.name = format!("ok-{i}");
-            node.status.phase = crate::model::NodePhase::Available;
+            node.status.phase = crate::wire::NodePhase::Available;
             node.status.resources.insert("cpu".into(), "1".into());
             nodes.push(node);
         }
@@ -469,7 +469,7 @@ mod tests {
         let mut nodes = Vec::new();
         let mut bad = Node::default();
         bad.metadata.name = "gpu-3".into();
-        bad.status.phase = crate::model::NodePhase::Abnormal;
+        bad.status.phase = crate::wire::NodePhase::Abnormal;
         nodes.push(bad);
         let a = status_with(summarize(&[], 0));
         let b = next_status(
@@ -525,7 +525,7 @@ mod tests {
                 .map(|n| {
                     let mut node = Node::default();
                     node.metadata.name = n.to_string();
-                    node.status.phase = crate::model::NodePhase::Abnormal;
+                    node.status.phase = crate::wire::NodePhase::Abnormal;
                     node
                 })
                 .collect::<Vec<_>>()

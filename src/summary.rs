@@ -4,8 +4,8 @@
 //! not by the size of the pool.
 
 use crate::{
-    model::{Node, NodePhase},
     quantity::Quantity,
+    wire::{Node, NodePhase},
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -321,7 +321,7 @@ pub fn summarize(nodes: &[Node], max_nodes: usize) -> PoolSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::NodeList;
+    use crate::wire::NodeList;
 
     fn node(name: &str, phase: &str, res: &[(&str, &str)], avail: &[(&str, &str)]) -> Node {
         let mut n = Node::default();

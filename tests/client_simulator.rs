@@ -5,14 +5,14 @@ use modelarts_operator::{
     Error,
     client::{ClientOptions, ListStats, ModelArtsClient, NodePoolRef},
     credentials::Credentials,
-    simulator::{
-        CredentialSpec, Fault, FaultKind, SimData, SimHandle, SimOptions, Simulator,
-        data::{
-            DEMO_ACCESS_KEY, DEMO_LARGE_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY,
-            DEMO_TOKEN,
-        },
-    },
     summary::{PoolSummary, Summarizer},
+};
+use modelarts_simulator::{
+    CredentialSpec, Fault, FaultKind, SimData, SimHandle, SimOptions, Simulator,
+    data::{
+        DEMO_ACCESS_KEY, DEMO_LARGE_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY,
+        DEMO_TOKEN,
+    },
 };
 #[path = "support/expected.rs"]
 mod expected;

@@ -34,8 +34,8 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use modelarts_operator::crd::ModelArtsNodePool;
-use modelarts_operator::model::Node;
-use modelarts_operator::simulator::{
+use modelarts_operator::wire::Node;
+use modelarts_simulator::{
     DEMO_ACCESS_KEY, DEMO_NODEPOOL, DEMO_NPU_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault,
     FaultKind, GenerateSpec, NodePoolSpec, SimData, SimOptions, Simulator,
 };

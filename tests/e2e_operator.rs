@@ -18,12 +18,12 @@ mod operator;
 
 use kube::api::{Api, PostParams};
 use modelarts_operator::crd::ModelArtsNodePool;
-use modelarts_operator::simulator::{
+use modelarts_operator::summary::PoolSummary;
+use modelarts_simulator::{
     CredentialSpec, DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODE,
     DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, FaultKind, GenerateSpec, NodePatch,
     NodePoolSpec,
 };
-use modelarts_operator::summary::PoolSummary;
 use operator::{E2e, TIMEOUT, cond, cond_message, has_cond, summarize_events, wait_until};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -542,7 +542,7 @@ async fn rotated_secret_keeps_syncing() {
     sim.upsert_credential(CredentialSpec::new(new_ak, new_sk));
     e.update_secret(&ns, "creds", new_ak, new_sk).await;
     assert!(sim.remove_credential(old_ak));
-    let ok = |s: &modelarts_operator::simulator::Stats| s.by_status.get("200").copied().unwrap_or(0);
+    let ok = |s: &modelarts_simulator::Stats| s.by_status.get("200").copied().unwrap_or(0);
     let ok_at_removal = ok(&sim.stats());
 
     // Two successful node-list requests after the old key is gone: only the new one can sign them.
@@ -1054,7 +1054,7 @@ async fn retry_after_is_honoured_end_to_end() {
     .await;
     // Two throttled syncs give a 429-to-429 gap as well as the 429-to-200 one below.
     let needle = format!("/nodepools/{DEMO_NODEPOOL}/nodes");
-    let throttled_since = |sim: &modelarts_operator::simulator::SimState| {
+    let throttled_since = |sim: &modelarts_simulator::SimState| {
         sim.stats()
             .recent
             .iter()

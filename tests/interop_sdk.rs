@@ -17,9 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use modelarts_operator::credentials::Credentials;
-use modelarts_operator::model::{Node, NodeMetadata};
 use modelarts_operator::signer::{self, EMPTY_BODY_SHA256, SigningRequest};
-use modelarts_operator::simulator::{
+use modelarts_operator::wire::{Node, NodeMetadata};
+use modelarts_simulator::{
     CredentialSpec, MAX_LIMIT, NodePoolSpec, SimData, SimHandle, SimOptions, Simulator,
 };
 use serde_json::{Value, json};

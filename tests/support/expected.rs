@@ -1,4 +1,4 @@
-//! What the simulator's embedded demo data (`src/simulator/default-data.yaml`) must summarize to,
+//! What the simulator's embedded demo data (`simulator/src/default-data.yaml`) must summarize to,
 //! worked out by hand from that file with plain integer arithmetic, never by the summary code
 //! under test (`summarize`, `Summarizer`, `Quantity`). Each figure says where it comes from.
 //!

@@ -25,7 +25,7 @@ use kube::config::Kubeconfig;
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Config, ResourceExt};
 use modelarts_operator::crd::ModelArtsNodePool;
-use modelarts_operator::simulator::{SimData, SimHandle, SimOptions, Simulator};
+use modelarts_simulator::{SimData, SimHandle, SimOptions, Simulator};
 use serde_json::{Value, json};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
@@ -748,7 +748,7 @@ impl E2e {
 
     /// The spec of a resource pointing at this test's simulator, labelled for this shard.
     pub fn pool_object(&self, ns: &str, name: &str, nodepool: &str, secret: &str, extra: Value) -> Value {
-        use modelarts_operator::simulator::{DEMO_POOL, DEMO_PROJECT_ID};
+        use modelarts_simulator::{DEMO_POOL, DEMO_PROJECT_ID};
         let mut spec = json!({
             "projectId": DEMO_PROJECT_ID,
             "poolName": DEMO_POOL,

@@ -1,7 +1,7 @@
 //! Deterministic node generation for large simulated node pools.
 
-use super::data::GenerateSpec;
-use crate::model::{Node, NodeMetadata, NodePhase, NodeSpec, NodeStatus};
+use crate::data::GenerateSpec;
+use modelarts_operator::wire::{Node, NodeMetadata, NodePhase, NodeSpec, NodeStatus};
 use std::collections::BTreeMap;
 
 /// Label holding the node-pool name on every node (TF and OTC read it this way).

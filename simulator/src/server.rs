@@ -1,11 +1,9 @@
 //! The router and the gateway-like middleware: request IDs, statistics and authentication.
 
-use super::api::{self, RequestId, apigw_error, modelarts_error};
-use super::auth::{AuthRequest, Identity};
-use super::control;
-use super::state::{RequestRecord, SimState};
-use crate::credentials::redact_id;
-use crate::signer::sha256_hex;
+use crate::api::{self, RequestId, apigw_error, modelarts_error};
+use crate::auth::{AuthRequest, Identity};
+use crate::control;
+use crate::state::{RequestRecord, SimState};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -13,6 +11,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use modelarts_operator::credentials::redact_id;
+use modelarts_operator::signer::sha256_hex;
 use std::sync::Arc;
 
 /// Largest request body read for signature verification.

@@ -1,12 +1,15 @@
-//! Shared simulator state: the world, credentials, faults and request statistics.
+//! The shared server state: the [`World`] behind one lock, with authentication, faults and
+//! request statistics around it (what the handlers and `SimHandle::state` reach).
+//!
+//! Kept apart from [`world`](crate::world), which is only the data and its mutations.
 //!
 //! One `std::sync::Mutex` guards everything; critical sections are short and never await.
 
-use super::auth::{AuthFailure, AuthRequest, Authenticator, Identity};
-use super::data::{CredentialSpec, NodePoolSpec};
-use super::faults::{Fault, FaultContext, FaultSet, Fired};
-use super::world::{NodePatch, StateError, World};
-use crate::model::Node;
+use crate::auth::{AuthFailure, AuthRequest, Authenticator, Identity};
+use crate::data::{CredentialSpec, NodePoolSpec};
+use crate::faults::{Fault, FaultContext, FaultSet, Fired};
+use crate::world::{NodePatch, StateError, World};
+use modelarts_operator::wire::Node;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

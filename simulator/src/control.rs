@@ -2,11 +2,10 @@
 //!
 //! Never expose it beyond loopback: anyone who reaches it can add credentials.
 
-use super::data::{CredentialSpec, NodePoolSpec};
-use super::faults::FaultSpec;
-use super::state::SimState;
-use super::world::{NodePatch, StateError};
-use crate::model::Node;
+use crate::data::{CredentialSpec, NodePoolSpec};
+use crate::faults::FaultSpec;
+use crate::state::SimState;
+use crate::world::{NodePatch, StateError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -14,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, routing::patch as patch_route};
+use modelarts_operator::wire::Node;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;

@@ -3,9 +3,9 @@
 mod simulator_common;
 
 use modelarts_operator::credentials::Credentials;
-use modelarts_operator::model::NodeList;
 use modelarts_operator::signer;
-use modelarts_operator::simulator::{
+use modelarts_operator::wire::NodeList;
+use modelarts_simulator::{
     DEMO_ACCESS_KEY, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID,
     DEMO_SECRET_KEY, DEMO_TOKEN, Lockout, SimData, SimOptions, Simulator,
 };

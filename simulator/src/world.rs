@@ -1,8 +1,12 @@
-//! The live data the simulator serves, built from [`SimData`] and mutable at runtime.
+//! The world: the in-memory pools, node pools and nodes the simulator serves, built from
+//! [`SimData`] and mutated at run time (by the control API).
+//!
+//! Plain data and its mutations, no locking, auth or faults: those belong to
+//! [`state`](crate::state), and the file format to [`data`](crate::data).
 
-use super::data::{NodePoolSpec, SimData, nodepool_name_problem};
-use super::generate::generate_nodes;
-use crate::model::{Node, NodePhase};
+use crate::data::{NodePoolSpec, SimData, nodepool_name_problem};
+use crate::generate::generate_nodes;
+use modelarts_operator::wire::{Node, NodePhase};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -307,7 +311,7 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::data::*;
+    use crate::data::*;
 
     #[test]
     fn default_world_and_mutations() {

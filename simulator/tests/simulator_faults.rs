@@ -2,8 +2,8 @@
 
 mod simulator_common;
 
-use modelarts_operator::model::{NodeList, NodePhase};
-use modelarts_operator::simulator::{DEMO_LARGE_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID};
+use modelarts_operator::wire::{NodeList, NodePhase};
+use modelarts_simulator::{DEMO_LARGE_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID};
 use serde_json::{Value, json};
 use simulator_common::*;
 use std::time::Duration;
@@ -193,14 +193,8 @@ async fn stats_reset_and_health() {
 #[tokio::test]
 async fn the_binary_announces_its_port_and_stops_on_sigterm() {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_modelarts-operator"))
-        .args([
-            "simulate",
-            "--port",
-            "0",
-            "--data",
-            "examples/simulator-data.yaml",
-        ])
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_modelarts-simulator"))
+        .args(["--port", "0", "--data", "../examples/simulator-data.yaml"])
         .args([
             "--generate",
             &format!("p1/{DEMO_POOL}/extra=42"),

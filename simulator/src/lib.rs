@@ -1,4 +1,8 @@
-//! A ModelArts-compatible HTTP server for demos and tests (`modelarts-operator simulate`).
+//! `modelarts-simulator`: a ModelArts-compatible HTTP server for demos and tests.
+//!
+//! A separate crate so that none of it (least of all the unauthenticated control API) is
+//! compiled into the operator. It depends on the operator library for what both sides
+//! share: the request signer, the ModelArts wire types and the error type.
 //!
 //! Serves the v2 pool, node-pool and node-list routes from a data file (or the embedded
 //! demo data), verifies `SDK-HMAC-SHA256` and `X-Auth-Token` like the API gateway, injects
@@ -26,6 +30,7 @@ pub mod paging;
 mod server;
 pub mod state;
 pub mod validate;
+pub mod verify;
 pub mod world;
 
 pub use auth::Lockout;
@@ -39,7 +44,7 @@ pub use paging::{ContinueToken, MAX_LIMIT};
 pub use state::{RequestRecord, SimState, Stats};
 pub use world::{NodePatch, StateError};
 
-use crate::error::{Error, Result};
+use modelarts_operator::error::{Error, Result};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -48,7 +53,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Flags of `modelarts-operator simulate`.
+/// Flags of the `modelarts-simulator` command.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Data file (YAML; JSON if it ends in .json). Default: the embedded demo data.
@@ -249,7 +254,7 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         context: "writing to stdout".into(),
         source,
     })?;
-    crate::signal::terminated().await;
+    modelarts_operator::signal::terminated().await;
     tracing::info!("shutting down");
     handle.shutdown().await;
     Ok(())
@@ -263,5 +268,5 @@ fn announce(endpoint: &str) -> std::io::Result<()> {
 }
 
 fn init_tracing() {
-    crate::telemetry::init(crate::telemetry::LogFormat::Text);
+    modelarts_operator::telemetry::init(modelarts_operator::telemetry::LogFormat::Text);
 }

@@ -1,4 +1,4 @@
-//! The operator's HTTP endpoints: `/metrics`, `/healthz` (liveness) and `/readyz`.
+//! Health and metrics HTTP: the operator's `/metrics`, `/healthz` (liveness) and `/readyz`.
 //!
 //! `/readyz` turns true once the watch has listed every resource, so a rollout waits for
 //! a replica that can act. `/healthz` turns false when the controller loop has stopped

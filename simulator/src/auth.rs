@@ -1,9 +1,10 @@
 //! Request authentication as the API gateway does it: `SDK-HMAC-SHA256` or `X-Auth-Token`,
 //! with the 15-minute clock window and the 5-failure AK lockout.
 
-use super::data::CredentialSpec;
-use crate::signer::{self, ParsedAuthorization, SigningRequest};
+use crate::data::CredentialSpec;
+use crate::verify::{self, ParsedAuthorization};
 use axum::http::HeaderMap;
+use modelarts_operator::signer::{self, SigningRequest};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -153,7 +154,7 @@ impl Authenticator {
     /// Authenticates one request at time `now`, updating the lockout counters.
     pub fn check(&mut self, req: &AuthRequest<'_>, now: jiff::Timestamp) -> Result<Identity, AuthFailure> {
         if let Some(auth) = header(req.headers, "authorization") {
-            let parsed = signer::parse_authorization(auth).ok_or(AuthFailure::SignatureFail)?;
+            let parsed = verify::parse_authorization(auth).ok_or(AuthFailure::SignatureFail)?;
             let cred = self
                 .credentials
                 .get(&parsed.access)
@@ -186,7 +187,7 @@ impl Authenticator {
             let ok = self
                 .tokens
                 .iter()
-                .any(|t| signer::signatures_equal(t.expose_secret(), token));
+                .any(|t| verify::secrets_equal(t.expose_secret(), token));
             if ok {
                 Ok(Identity::Token)
             } else {
@@ -226,7 +227,7 @@ pub fn verify_signature(
     let sent_token = header(req.headers, "x-security-token");
     let token_signed = parsed.signed_headers.iter().any(|h| h == "x-security-token");
     match (&cred.security_token, sent_token) {
-        (Some(want), Some(got)) if token_signed && signer::signatures_equal(want.expose_secret(), got) => {}
+        (Some(want), Some(got)) if token_signed && verify::secrets_equal(want.expose_secret(), got) => {}
         (None, None) => {}
         _ => return Err(AuthFailure::SignatureFail),
     }
@@ -244,7 +245,7 @@ pub fn verify_signature(
         Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD",
         _ => req.body_sha256,
     };
-    let query = signer::canonicalize_raw_query(req.raw_query);
+    let query = verify::canonicalize_raw_query(req.raw_query);
     let sreq = SigningRequest {
         method: req.method,
         path: req.path,
@@ -252,11 +253,12 @@ pub fn verify_signature(
         headers: &signed,
         body_sha256,
     };
-    let expected = signer::signature(
+    let string_to_sign = signer::string_to_sign(date, &signer::canonical_request(&sreq));
+    if verify::signature_matches(
         cred.secret_key.expose_secret(),
-        &signer::string_to_sign(date, &signer::canonical_request(&sreq)),
-    );
-    if signer::signatures_equal(&expected, &parsed.signature) {
+        &string_to_sign,
+        &parsed.signature,
+    ) {
         Ok(())
     } else {
         Err(AuthFailure::SignatureFail)
@@ -266,9 +268,9 @@ pub fn verify_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::Credentials;
-    use crate::signer::EMPTY_BODY_SHA256;
     use axum::http::{HeaderName, HeaderValue};
+    use modelarts_operator::credentials::Credentials;
+    use modelarts_operator::signer::EMPTY_BODY_SHA256;
 
     const AK: &str = "DEMOACCESSKEY0000001";
     const SK: &str = "demo-secret-key-not-for-production-0000000";

@@ -6,7 +6,7 @@
 //! class fires and uses up one of its `times`, so `[throttle×2, serverError×1]` gives
 //! 429, 429, 500 rather than both at once.
 
-use crate::error::{Error, Result};
+use modelarts_operator::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! ModelArts v2 wire models for `ListNodePoolNodes`.
+//! ModelArts wire types: the v2 JSON bodies of `ListNodePoolNodes`, as sent and received.
 //!
 //! Deserialization is lenient on purpose: live responses carry fields the docs do not
 //! list (`status.driver`, `status.plugins`, taints, ...), and a strict model would either

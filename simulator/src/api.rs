@@ -1,14 +1,14 @@
 //! The ModelArts v2 routes: pools, node pools and the node lists.
 
-use super::data::nodepool_name_problem;
-use super::faults::{FaultContext, FaultKind, Fired};
-use super::paging::{ContinueToken, PagingError, page_bounds, parse_limit};
-use super::state::SimState;
-use super::world::{NodePoolRt, PoolRt, StateError};
-use crate::model::{ListMetadata, Node, NodeList, NodePhase};
+use crate::data::nodepool_name_problem;
+use crate::faults::{FaultContext, FaultKind, Fired};
+use crate::paging::{ContinueToken, PagingError, page_bounds, parse_limit};
+use crate::state::SimState;
+use crate::world::{NodePoolRt, PoolRt, StateError};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use modelarts_operator::wire::{ListMetadata, Node, NodeList, NodePhase};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -204,7 +204,7 @@ async fn list_nodes_common(
     raw: Option<&str>,
     zero_is_default: bool,
     // Borrowed for one node pool; owned only when a pool-wide list must be concatenated.
-    lookup: impl for<'w> Fn(&'w super::world::World) -> Result<(Cow<'w, [Node]>, u64), StateError>,
+    lookup: impl for<'w> Fn(&'w crate::world::World) -> Result<(Cow<'w, [Node]>, u64), StateError>,
 ) -> Response {
     let (limit, token) = match paging_params(raw, zero_is_default) {
         Ok(p) => p,
@@ -390,8 +390,8 @@ pub async fn show_node_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::data::GenerateSpec;
-    use crate::simulator::generate::generate_nodes;
+    use crate::data::GenerateSpec;
+    use crate::generate::generate_nodes;
 
     #[test]
     fn pages_walk_the_whole_list_and_the_last_has_empty_metadata() {

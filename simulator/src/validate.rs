@@ -1,7 +1,7 @@
 //! Validation of simulator data: ModelArts naming rules, uniqueness, generator sizes.
 
-use super::data::{NodePoolSpec, SimData};
-use crate::error::{Error, Result};
+use crate::data::{NodePoolSpec, SimData};
+use modelarts_operator::error::{Error, Result};
 
 impl SimData {
     /// Checks names, uniqueness and generator sizes; errors name the field and value.

@@ -1,5 +1,5 @@
-//! One sync of one node pool: every page listed and folded into a summary. Shared by
-//! `inspect` and the controller.
+//! Fetching one node pool: every page listed and folded into a summary as it arrives.
+//! Shared by `inspect` and the controller (one sync's read side).
 
 use crate::{
     client::{ListStats, ModelArtsClient, NodePoolRef, PageProgress},

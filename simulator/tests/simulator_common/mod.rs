@@ -5,7 +5,7 @@
 
 use modelarts_operator::credentials::Credentials;
 use modelarts_operator::signer;
-use modelarts_operator::simulator::{
+use modelarts_simulator::{
     DEMO_ACCESS_KEY, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, SimData, SimHandle, SimOptions, Simulator,
 };
 use serde_json::Value;

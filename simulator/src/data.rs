@@ -1,16 +1,21 @@
-//! The simulator's data file: credentials, tokens and projects → pools → node pools → nodes.
+//! The data file format and its embedded default: credentials, tokens and projects → pools
+//! → node pools → nodes, as read once at start.
+//!
+//! Named apart from [`world`](crate::world) (what is served and mutated at run time) and
+//! [`state`](crate::state) (the locked server state around the world): this is only the
+//! serialized input.
 //!
 //! YAML or JSON, camelCase keys. Spec structs refuse unknown keys so a typo in a demo file
 //! is reported instead of silently ignored; `Node` objects stay lenient like the client's.
 
-use crate::error::{Error, Result};
-use crate::model::Node;
+use modelarts_operator::error::{Error, Result};
+use modelarts_operator::wire::Node;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use super::validate::{MAX_GENERATED, nodepool_name_problem, pool_name_problem};
+pub use crate::validate::{MAX_GENERATED, nodepool_name_problem, pool_name_problem};
 
 /// Project ID of the embedded default data.
 pub const DEMO_PROJECT_ID: &str = "0123456789abcdef0123456789abcdef";
@@ -211,7 +216,7 @@ fn de_secret_vec<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Sec
 }
 
 impl SimData {
-    /// The embedded demo data (`src/simulator/default-data.yaml`).
+    /// The embedded demo data (`simulator/src/default-data.yaml`).
     pub fn embedded_default() -> Self {
         match Self::from_yaml_str(DEFAULT_DATA) {
             Ok(d) => d,
