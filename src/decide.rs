@@ -117,8 +117,7 @@ pub fn after_write_failure(
     policy: &Policy,
     unit: f64,
 ) -> (Duration, u32, Transition) {
-    let failures = failures_before.saturating_add(1);
-    let wait = failure_backoff(STATUS_WRITE_FAILED, failures, None, policy.max_backoff, unit);
+    let (wait, failures) = next_failure(failures_before, STATUS_WRITE_FAILED, policy, unit);
     let event = Transition {
         warning: true,
         reason: STATUS_WRITE_FAILED,
@@ -128,6 +127,15 @@ pub fn after_write_failure(
         ),
     };
     (wait, failures, event)
+}
+
+/// One more consecutive failure with `reason`: the wait before the next try, and the new count.
+pub fn next_failure(failures_before: u32, reason: &str, policy: &Policy, unit: f64) -> (Duration, u32) {
+    let failures = failures_before.saturating_add(1);
+    (
+        failure_backoff(reason, failures, None, policy.max_backoff, unit),
+        failures,
+    )
 }
 
 /// Exponential backoff per resource: 5 s doubling to `max`, ±20 % jitter, at least a

@@ -53,14 +53,4 @@ impl Memos {
     pub fn earliest_due(&self) -> Option<Instant> {
         self.lock().values().map(|m| m.next_due).min()
     }
-
-    /// Number of resources remembered.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// True when nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -241,15 +241,9 @@ pub fn error_policy(obj: Arc<ModelArtsNodePool>, err: &Error, ctx: Arc<Context>)
             warn!(error = %other, "reconcile failed");
             let uid = obj.uid().unwrap_or_default();
             let generation = obj.metadata.generation;
-            let failures =
-                decide::failures_so_far(ctx.memos.get(&uid).as_ref(), generation).saturating_add(1);
-            let wait = decide::failure_backoff(
-                reason::INTERNAL_ERROR,
-                failures,
-                None,
-                ctx.settings.policy.max_backoff,
-                unit(),
-            );
+            let before = decide::failures_so_far(ctx.memos.get(&uid).as_ref(), generation);
+            let (wait, failures) =
+                decide::next_failure(before, reason::INTERNAL_ERROR, &ctx.settings.policy, unit());
             remember(&ctx, &uid, generation, wait, failures);
             Action::requeue(wait)
         }
