@@ -273,17 +273,7 @@ async fn a_apiserver_killed_mid_sync() {
     assert_alive(&mut p.e, "while the API server was down");
 
     p.plane.start(Component::ApiServer).await;
-    let t0 = Instant::now();
-    let obj = wait_for(
-        &p.e,
-        &ns,
-        "np",
-        "the node added during the outage shown, Synced",
-        TIMEOUT,
-        |o| node_count(o) == Some(2) && synced(o),
-    )
-    .await;
-    let secs = t0.elapsed().as_secs_f64();
+    let (obj, secs) = outage_node_shown(&p.e, &ns).await;
     assert!(
         last_sync(&obj) > last_sync(&good),
         "a fresh sync after the restart: {}",
@@ -297,6 +287,22 @@ async fn a_apiserver_killed_mid_sync() {
         &format!("apiserver SIGKILLed mid-listing; from /readyz ok to the new data in status; {n} readings"),
     );
     p.e.finish().await;
+}
+
+/// Waits until `ns/np` shows the node added during an outage (2 nodes) and is Synced; returns the
+/// resource and the seconds it took.
+async fn outage_node_shown(e: &E2e, ns: &str) -> (ModelArtsNodePool, f64) {
+    let t0 = Instant::now();
+    let obj = wait_for(
+        e,
+        ns,
+        "np",
+        "the node added during the outage shown, Synced",
+        TIMEOUT,
+        |o| node_count(o) == Some(2) && synced(o),
+    )
+    .await;
+    (obj, t0.elapsed().as_secs_f64())
 }
 
 /// (b) etcd SIGKILLed and restarted: the API server is up but can store nothing.
@@ -320,17 +326,7 @@ async fn b_etcd_killed_and_restarted() {
     assert_alive(&mut p.e, "while etcd was down");
 
     p.plane.start(Component::Etcd).await;
-    let t0 = Instant::now();
-    let obj = wait_for(
-        &p.e,
-        &ns,
-        "np",
-        "the node added during the outage shown, Synced",
-        TIMEOUT,
-        |o| node_count(o) == Some(2) && synced(o),
-    )
-    .await;
-    let secs = t0.elapsed().as_secs_f64();
+    let (obj, secs) = outage_node_shown(&p.e, &ns).await;
     assert!(last_sync(&obj) > last_sync(&good), "{}", brief(&obj));
     assert_alive(&mut p.e, "after etcd came back");
     let n = sampler.check(true).await;
