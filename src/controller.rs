@@ -77,6 +77,9 @@ pub struct RunArgs {
     /// Longest wait between retries of a failing resource.
     #[arg(long, env = "MODELARTS_OPERATOR_MAX_BACKOFF", default_value = "5m")]
     pub max_backoff: String,
+    /// How long fewer nodes than desired may be listed before `Healthy` turns False.
+    #[arg(long, env = "MODELARTS_OPERATOR_DESIRED_GRACE_PERIOD", default_value = "30m")]
+    pub desired_grace_period: String,
     /// `/healthz` fails when a sync is overdue by this much and no reconcile ran for as long.
     #[arg(long, env = "MODELARTS_OPERATOR_STALL_TIMEOUT", default_value = "15m")]
     pub stall_timeout: String,
@@ -120,6 +123,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         policy: Policy {
             heartbeat: duration_flag("--status-heartbeat", &args.status_heartbeat)?,
             max_backoff: duration_flag("--max-backoff", &args.max_backoff)?,
+            desired_grace: parse_duration("--desired-grace-period", &args.desired_grace_period)?,
         },
     };
     let stall_after = duration_flag("--stall-timeout", &args.stall_timeout)?;

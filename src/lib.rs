@@ -15,6 +15,8 @@ pub mod health;
 pub mod inspect;
 pub mod memo;
 pub mod metrics;
+pub mod nodepool;
+pub mod onboard;
 pub mod quantity;
 pub mod reason;
 pub mod reconcile;
@@ -24,5 +26,6 @@ pub mod status;
 pub mod summary;
 pub mod telemetry;
 pub mod wire;
+pub mod wire_pool;
 
 pub use error::{ApiError, Error, Result};

@@ -14,8 +14,7 @@ use crate::{
     memo::{Memo, Memos},
     metrics::{Metrics, ResultLabels},
     reason,
-    status::{Outcome, Transition, event_note},
-    summary::PoolSummary,
+    status::{Observed, Outcome, Transition, event_note},
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -117,8 +116,8 @@ async fn sync_once(obj: &ModelArtsNodePool, ctx: &Context) -> SyncOnce {
         };
     }
     match sync_pool(obj, ctx).await {
-        Ok(summary) => SyncOnce {
-            outcome: Outcome::Synced(Box::new(summary)),
+        Ok(observed) => SyncOnce {
+            outcome: Outcome::Synced(Box::new(observed)),
             retry_after: None,
             interval,
         },
@@ -180,6 +179,9 @@ async fn act(
     }
     if let Some(status) = decision.write.as_ref().or(obj.status.as_ref()) {
         ctx.metrics.observe_status(&ns, &name, status);
+    }
+    if matches!(outcome, Outcome::Synced(_)) {
+        ctx.metrics.synced_at(&ns, &name, jiff::Timestamp::now());
     }
     let result = match outcome {
         Outcome::Synced(_) => "synced",
@@ -256,7 +258,7 @@ fn unit() -> f64 {
 }
 
 /// Credentials → every page → summary, for one resource.
-async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary> {
+async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Observed> {
     let spec = &obj.spec;
     let url = endpoint::resolve(
         spec.region.as_deref(),
@@ -284,8 +286,8 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary
     };
     let page_size = u32::try_from(spec.page_size.clamp(1, 500)).unwrap_or(500);
     let max_nodes = usize::try_from(spec.max_nodes_in_status.max(0)).unwrap_or(0);
-    let (summary, stats) =
-        fetch::fetch_summary(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
+    let (observed, stats) =
+        fetch::fetch_observed(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
     ctx.metrics.pages.inc_by(stats.pages as u64);
     ctx.metrics.retries.inc_by(u64::from(stats.retries));
     info!(
@@ -294,7 +296,7 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary
         retries = stats.retries,
         "listed node pool"
     );
-    Ok(summary)
+    Ok(observed)
 }
 
 /// Reads the one Secret the resource names, at every sync, so a rotation applies at

@@ -179,6 +179,7 @@ impl Harness {
                 policy: Policy {
                     heartbeat: Duration::from_secs(300),
                     max_backoff: MAX_BACKOFF,
+                    desired_grace: Duration::from_secs(1800),
                 },
             },
             metrics: Arc::new(Metrics::default()),
