@@ -22,7 +22,7 @@ use modelarts_operator::summary::PoolSummary;
 use modelarts_simulator::{
     CredentialSpec, DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODE,
     DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, FaultKind, GenerateSpec, NodePatch,
-    NodePoolSpec,
+    NodePoolSpec, ScalingSpec,
 };
 use operator::{E2e, TIMEOUT, cond, cond_message, has_cond, summarize_events, wait_until};
 use serde_json::json;
@@ -163,11 +163,13 @@ async fn seed_example_status_and_printer_columns() {
             "NAME",
             "POOL",
             "NODEPOOL",
+            "DESIRED",
             "NODES",
             "AVAILABLE",
             "ABNORMAL",
             "READY",
             "AGE",
+            "SCALING",
             "CREATING",
             "DELETING",
             "CHECKING",
@@ -186,10 +188,12 @@ async fn seed_example_status_and_printer_columns() {
         ("NAME", "seed"),
         ("POOL", DEMO_POOL),
         ("NODEPOOL", DEMO_NODEPOOL),
+        ("DESIRED", "1"),
         ("NODES", "1"),
         ("AVAILABLE", "1"),
         ("ABNORMAL", "0"),
         ("READY", "True"),
+        ("SCALING", "Converged"),
         ("CREATING", "0"),
         ("DELETING", "0"),
         ("CHECKING", "0"),
@@ -1002,9 +1006,14 @@ async fn namespaced_install_sees_only_its_namespace() {
         "ns-b's node pool was requested"
     );
     let recent = e.sim.state().stats().recent;
-    let needle = format!("/nodepools/{DEMO_NODEPOOL}/nodes");
+    // Each sync reads ns-a's node list and its node-pool object, nothing else.
+    let nodes = format!("/nodepools/{DEMO_NODEPOOL}/nodes");
+    let object = format!("/nodepools/{DEMO_NODEPOOL}");
     assert!(
-        !recent.is_empty() && recent.iter().all(|r| r.path.ends_with(&needle)),
+        !recent.is_empty()
+            && recent
+                .iter()
+                .all(|r| r.path.ends_with(&nodes) || r.path.ends_with(&object)),
         "only ns-a's node pool is requested: {:?}",
         recent.iter().map(|r| &r.path).collect::<Vec<_>>()
     );
@@ -1141,5 +1150,158 @@ async fn recreated_resource_gets_status_at_once() {
     let second = e.wait_conds(&ns, "np", READY).await;
     assert_ne!(first.metadata.uid, second.metadata.uid, "a new object");
     assert_eq!(second.metadata.generation, Some(1));
+    e.finish().await;
+}
+
+fn generated_node(i: usize, phase: &str) -> modelarts_operator::wire::Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("scale-node-{i:02}")},
+        "spec": {"flavor": "modelarts.vm.8u32g"},
+        "status": {"phase": phase, "resources": {"cpu": "8", "memory": "32Gi"}},
+    }))
+    .expect("a node")
+}
+
+/// Node-pool truth: a node pool scaling from 4 to 8 desired nodes, its nodes appearing
+/// over several syncs, is `Scaling=True/ScalingUp` until all 8 are listed and Available,
+/// then `Converged`; a creation failure turns `Healthy` False with the reason named;
+/// `kubectl get mann` shows desired against listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_out_converges_and_a_creation_failure_is_unhealthy() {
+    let Some(e) = E2e::start(
+        "scaling_out_converges_and_a_creation_failure_is_unhealthy",
+        "e2e-scale",
+    )
+    .await
+    else {
+        return;
+    };
+    let ns = e.ns.clone();
+    let at = (DEMO_PROJECT_ID, DEMO_POOL, "scale-out");
+    let st = e.sim.state();
+    st.put_node_pool(
+        DEMO_PROJECT_ID,
+        DEMO_POOL,
+        NodePoolSpec {
+            name: "scale-out".into(),
+            nodes: (1..=4).map(|i| generated_node(i, "Available")).collect(),
+            ..Default::default()
+        },
+    )
+    .expect("node pool");
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", "scale-out", "creds", json!({})).await;
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[("Ready", "True", "Ready"), ("Scaling", "False", "Converged")],
+        )
+        .await;
+    assert_eq!(
+        obj.status.as_ref().unwrap().node_pool.as_ref().unwrap().desired,
+        Some(4)
+    );
+
+    // The user scales to 8: ModelArts now wants 8 and reports 4 being created.
+    let want8 = |creation_failed: u32| ScalingSpec {
+        desired: Some(8),
+        creation_failed,
+        ..Default::default()
+    };
+    st.set_scaling(at.0, at.1, at.2, want8(0)).expect("scaling");
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[("Scaling", "True", "ScalingUp"), ("Ready", "True", "Ready")],
+        )
+        .await;
+    assert_eq!(cond_message(&obj, "Scaling"), "4 of 8 desired nodes listed");
+    // Nodes appear over several syncs: two Creating, then two more, then all Available.
+    for i in 5..=6 {
+        st.put_node(at, generated_node(i, "Creating")).expect("node");
+    }
+    let obj = e
+        .wait_pool(&ns, "np", "6 nodes listed", |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.pool.as_ref())
+                .is_some_and(|p| p.node_count == 6)
+        })
+        .await;
+    assert!(has_cond(&obj, "Scaling", "True", "ScalingUp"));
+    assert_eq!(
+        cond_message(&obj, "Scaling"),
+        "6 of 8 desired nodes listed; 2 creating"
+    );
+    for i in 7..=8 {
+        st.put_node(at, generated_node(i, "Creating")).expect("node");
+    }
+    let obj = e
+        .wait_pool(&ns, "np", "8 nodes listed", |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.pool.as_ref())
+                .is_some_and(|p| p.node_count == 8)
+        })
+        .await;
+    assert_eq!(
+        cond_message(&obj, "Scaling"),
+        "8 of 8 desired nodes listed; 4 creating"
+    );
+    for i in 5..=8 {
+        st.put_node(at, generated_node(i, "Available")).expect("node");
+    }
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[("Scaling", "False", "Converged"), ("Ready", "True", "Ready")],
+        )
+        .await;
+    assert_eq!(cond_message(&obj, "Scaling"), "8 of 8 desired nodes listed");
+
+    let out = std::process::Command::new(operator::kubectl())
+        .args(["get", "mann", "np", "-n", &ns])
+        .output()
+        .expect("kubectl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let row: BTreeMap<String, String> = table(&text)[0].iter().cloned().collect();
+    assert_eq!(
+        (row["DESIRED"].as_str(), row["NODES"].as_str()),
+        ("8", "8"),
+        "\n{text}"
+    );
+
+    // Scaling to 9 where the ninth node fails to create: unhealthy at once, reason named.
+    st.set_scaling(
+        at.0,
+        at.1,
+        at.2,
+        ScalingSpec {
+            desired: Some(9),
+            creation_failed: 1,
+            ..Default::default()
+        },
+    )
+    .expect("scaling");
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[
+                ("Healthy", "False", "NodeCreationFailed"),
+                ("Ready", "False", "NodeCreationFailed"),
+                ("Scaling", "False", "CreationFailed"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        cond_message(&obj, "Healthy"),
+        "1 node of flavor modelarts.vm.8u32g failed to create; 8 of 9 desired nodes listed"
+    );
+    let np = obj.status.as_ref().unwrap().node_pool.clone().unwrap();
+    assert_eq!((np.desired, np.creation_failed), (Some(9), Some(1)));
     e.finish().await;
 }
