@@ -1305,3 +1305,107 @@ async fn scaling_out_converges_and_a_creation_failure_is_unhealthy() {
     assert_eq!((np.desired, np.creation_failed), (Some(9), Some(1)));
     e.finish().await;
 }
+
+/// Onboarding: `inspect --pool P` without `--nodepool` lists the pool's node pools with desired
+/// and actual counts; `--manifests` prints resources that the API server accepts as they are and
+/// that the operator then syncs to Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_lists_node_pools_and_prints_manifests_that_apply() {
+    let Some(e) = E2e::start(
+        "inspect_lists_node_pools_and_prints_manifests_that_apply",
+        "e2e-onb",
+    )
+    .await
+    else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    let inspect = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelarts-operator"))
+            .args(["inspect", "--project-id", DEMO_PROJECT_ID, "--pool", DEMO_POOL])
+            .args(["--endpoint", &e.sim.endpoint(), "--allow-http"])
+            .args(extra)
+            .env_clear()
+            .env("HUAWEICLOUD_SDK_AK", DEMO_ACCESS_KEY)
+            .env("HUAWEICLOUD_SDK_SK", DEMO_SECRET_KEY)
+            .output()
+            .expect("running inspect");
+        assert!(
+            out.status.success(),
+            "inspect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let listing = inspect(&[]);
+    let rows: BTreeMap<&str, Vec<&str>> = listing
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols[0], cols)
+        })
+        .collect();
+    // The demo data (support/expected.rs): gpu-a100 has 4 nodes, one Abnormal; nodepool-1 one node.
+    assert_eq!(
+        rows["gpu-a100"],
+        [
+            "gpu-a100",
+            "modelarts.bm.gpu.a100.8",
+            "4",
+            "4",
+            "3",
+            "-",
+            "1",
+            "-",
+            "-"
+        ],
+        "\n{listing}"
+    );
+    assert_eq!(rows[DEMO_NODEPOOL][2..5], ["1", "1", "1"], "\n{listing}");
+
+    let manifests = inspect(&["--manifests", "--namespace", &ns, "--secret", "creds"]);
+    let mut kubectl = std::process::Command::new(operator::kubectl())
+        .args(["apply", "-f", "-", "--kubeconfig"])
+        .arg(&e.admin_kubeconfig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running kubectl");
+    {
+        use std::io::Write;
+        let mut stdin = kubectl.stdin.take().expect("stdin");
+        stdin.write_all(manifests.as_bytes()).expect("writing manifests");
+    }
+    let apply = kubectl.wait_with_output().expect("kubectl apply");
+    assert!(
+        apply.status.success(),
+        "kubectl apply: {}\n{manifests}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let applied = String::from_utf8_lossy(&apply.stdout).to_string();
+    assert!(
+        applied.contains("modelartsnodepool.modelarts-operator.io/gpu-a100 created"),
+        "{applied}"
+    );
+    // The operator of this test reconciles only its shard: label the new resource into it.
+    let api: kube::Api<ModelArtsNodePool> = kube::Api::namespaced(e.admin.clone(), &ns);
+    api.patch(
+        DEMO_NODEPOOL,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"e2e": e.shard}}})),
+    )
+    .await
+    .expect("labelling the applied resource");
+    let obj = e
+        .wait_conds(
+            &ns,
+            DEMO_NODEPOOL,
+            &[("Synced", "True", "Synced"), ("Scaling", "False", "Converged")],
+        )
+        .await;
+    assert_eq!(pool_of(&obj).node_count, 1);
+    e.finish().await;
+}
