@@ -3,6 +3,7 @@
 //! Data flows one way: a `ModelArtsNodePool` → its credentials → the ModelArts node pages
 //! ([`client`]) → a pure [`summary`] → status, events and metrics.
 
+pub mod capacity;
 pub mod client;
 pub mod controller;
 pub mod crd;

@@ -89,6 +89,12 @@ pub struct Metrics {
     pub synced: Family<PoolLabels, Gauge>,
     /// Unix time of the last successful sync per pool, for staleness alerts.
     pub last_success: Family<PoolLabels, Gauge<f64, AtomicU64>>,
+    /// How late each pool's last sync started after it was due (0 when on time).
+    pub sync_lag: Family<PoolLabels, Gauge<f64, AtomicU64>>,
+    /// ModelArts requests per second all resources' intervals need together.
+    pub required_qps: Gauge<f64, AtomicU64>,
+    /// `--modelarts-qps`, beside the demand.
+    pub qps_limit: Gauge<f64, AtomicU64>,
     /// Desired node count per pool (`status.nodePool.desired`).
     pub desired: Family<PoolLabels, Gauge>,
     /// Nodes whose creation failed, per pool (`status.nodePool.creationFailed`).
@@ -112,6 +118,9 @@ impl Default for Metrics {
         let synced = Family::<PoolLabels, Gauge>::default();
         let last_success = Family::<PoolLabels, Gauge<f64, AtomicU64>>::default();
         let desired = Family::<PoolLabels, Gauge>::default();
+        let sync_lag = Family::<PoolLabels, Gauge<f64, AtomicU64>>::default();
+        let required_qps = Gauge::<f64, AtomicU64>::default();
+        let qps_limit = Gauge::<f64, AtomicU64>::default();
         let creation_failed = Family::<PoolLabels, Gauge>::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
@@ -153,6 +162,21 @@ impl Default for Metrics {
             last_success.clone(),
         );
         registry.register(
+            "nodepool_sync_lag_seconds",
+            "How late the last sync started after it was due",
+            sync_lag.clone(),
+        );
+        registry.register(
+            "modelarts_required_qps",
+            "ModelArts requests per second the resources' sync intervals need",
+            required_qps.clone(),
+        );
+        registry.register(
+            "modelarts_qps_limit",
+            "The --modelarts-qps rate limit",
+            qps_limit.clone(),
+        );
+        registry.register(
             "nodepool_desired_nodes",
             "Desired node count of the node pool",
             desired.clone(),
@@ -177,6 +201,9 @@ impl Default for Metrics {
             last_success,
             desired,
             creation_failed,
+            sync_lag,
+            required_qps,
+            qps_limit,
             exported: Mutex::new(HashMap::new()),
         }
     }
@@ -322,6 +349,7 @@ impl Metrics {
         self.last_success.remove(&pool);
         self.desired.remove(&pool);
         self.creation_failed.remove(&pool);
+        self.sync_lag.remove(&pool);
         for phase in [
             "available",
             "creating",

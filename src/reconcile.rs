@@ -3,6 +3,7 @@
 //! events the change deserves, record metrics and the memo.
 
 use crate::{
+    capacity::{Demand, Load},
     client::{ModelArtsClient, NodePoolRef},
     crd::{API_VERSION, ModelArtsNodePool, parse_duration},
     credentials::Credentials,
@@ -12,7 +13,7 @@ use crate::{
     fetch,
     health::Liveness,
     memo::{Memo, Memos},
-    metrics::{Metrics, ResultLabels},
+    metrics::{Metrics, PoolLabels, ResultLabels},
     reason,
     status::{Observed, Outcome, Transition, event_note},
 };
@@ -62,6 +63,8 @@ pub struct Context {
     pub memos: Arc<Memos>,
     /// Told of every reconcile, for `/healthz`.
     pub liveness: Arc<Liveness>,
+    /// What each resource's syncs cost, for the rate-limit check.
+    pub demand: Arc<Demand>,
 }
 
 /// Reconciles one resource. Sync failures are part of the state machine (they land in
@@ -77,6 +80,19 @@ pub async fn reconcile(obj: Arc<ModelArtsNodePool>, ctx: Arc<Context>) -> Result
         return Ok(Action::requeue(wait));
     }
     let _timer = ctx.metrics.reconcile_timer();
+    let lag = memo
+        .as_ref()
+        .filter(|m| m.generation == generation)
+        .map_or(Duration::ZERO, |m| {
+            Instant::now().saturating_duration_since(m.next_due)
+        });
+    ctx.metrics
+        .sync_lag
+        .get_or_create(&PoolLabels {
+            namespace: obj.namespace().unwrap_or_default(),
+            name: obj.name_any(),
+        })
+        .set(lag.as_secs_f64());
     let failures_before = decide::failures_so_far(memo.as_ref(), generation);
     let result = sync_once(&obj, &ctx).await;
     let decision = decide::after_sync(
@@ -289,6 +305,18 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Observed> {
     let (observed, stats) =
         fetch::fetch_observed(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
     ctx.metrics.pages.inc_by(stats.pages as u64);
+    if let Some(uid) = obj.uid() {
+        let interval =
+            parse_duration("spec.syncInterval", &spec.sync_interval).unwrap_or(Duration::from_secs(60));
+        let requests_per_sync = u32::try_from(stats.pages).unwrap_or(u32::MAX).saturating_add(1);
+        ctx.demand.record(
+            &uid,
+            Load {
+                requests_per_sync,
+                interval,
+            },
+        );
+    }
     ctx.metrics.retries.inc_by(u64::from(stats.retries));
     info!(
         nodes = stats.nodes,

@@ -185,6 +185,7 @@ impl Harness {
             metrics: Arc::new(Metrics::default()),
             default_credentials: None,
             liveness: Arc::new(Liveness::new(memos.clone(), Duration::from_secs(900))),
+            demand: Default::default(),
             memos,
         })
     }

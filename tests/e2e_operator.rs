@@ -27,6 +27,7 @@ use modelarts_simulator::{
 use operator::{E2e, TIMEOUT, cond, cond_message, has_cond, summarize_events, wait_until};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 const READY: &[(&str, &str, &str)] = &[
     ("Synced", "True", "Synced"),
@@ -1407,5 +1408,66 @@ async fn inspect_lists_node_pools_and_prints_manifests_that_apply() {
         )
         .await;
     assert_eq!(pool_of(&obj).node_count, 1);
+    e.finish().await;
+}
+
+/// Sync lag made visible: with `--modelarts-qps 0.2` and six resources at `syncInterval: 10s`
+/// (6 × (1 page + 1 node-pool read) / 10 s = 1.2 requests/s needed), the operator warns with
+/// the numbers, exports the demand beside the limit, and the resources' syncs run late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_too_low_for_the_intervals_is_reported_with_numbers() {
+    let Some(mut e) = E2e::without_operator(
+        "a_rate_limit_too_low_for_the_intervals_is_reported_with_numbers",
+        "e2e-lag",
+    )
+    .await
+    else {
+        return;
+    };
+    e.config
+        .extra_args
+        .extend(["--modelarts-qps", "0.2", "--modelarts-burst", "1"].map(String::from));
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    for i in 0..6 {
+        e.create_pool(&ns, &format!("np-{i}"), DEMO_NODEPOOL, "creds", json!({}))
+            .await;
+    }
+    e.start_operator().await;
+    let needle = "6 resources need 1.20 ModelArts requests/s";
+    wait_until("the rate-limit warning", TIMEOUT, || async {
+        let log = e.op().log_tail(400);
+        if log.contains(needle) { Ok(()) } else { Err(log) }
+    })
+    .await;
+    let log = e.op().log_tail(400);
+    assert!(
+        log.contains("--modelarts-qps 0.2 cannot sustain the sync intervals")
+            && log.contains("every 6.0x its interval")
+            && log.contains("raise --modelarts-qps to at least 1.20"),
+        "{log}"
+    );
+    let metrics = e.op().metrics().await;
+    assert!(
+        metrics.contains("modelarts_operator_modelarts_qps_limit 0.2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("modelarts_operator_modelarts_required_qps 1.2"),
+        "{metrics}"
+    );
+    // Each resource is due every 10 s but the limit serves one sync per 10 s for all six:
+    // a resync starts seconds late, and the lag gauge shows it.
+    wait_until("a resync that started late", Duration::from_secs(90), || async {
+        let text = e.op().metrics().await;
+        let late: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("modelarts_operator_nodepool_sync_lag_seconds{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+            .filter(|lag: &f64| *lag > 5.0)
+            .collect();
+        if late.is_empty() { Err(text) } else { Ok(()) }
+    })
+    .await;
     e.finish().await;
 }
