@@ -403,6 +403,7 @@ async fn a_spec_change_mid_backoff_syncs_at_once() {
             default_credentials: None,
             memos: h.ctx.memos.clone(),
             liveness: h.ctx.liveness.clone(),
+            demand: h.ctx.demand.clone(),
         }),
         ..h
     };
