@@ -2,6 +2,7 @@
 //! and the sweeper that forgets deleted resources. Reconciling lives in [`crate::reconcile`].
 
 use crate::{
+    capacity::{self, Load},
     client::{ClientOptions, ModelArtsClient},
     crd::{API_VERSION, ModelArtsNodePool, parse_duration},
     credentials::Credentials,
@@ -38,6 +39,9 @@ use std::{
     time::Duration,
 };
 use tracing::{info, warn};
+
+/// How long in-flight reconciles may finish after SIGTERM before they are dropped.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 /// Flags of `modelarts-operator run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,6 +81,9 @@ pub struct RunArgs {
     /// Longest wait between retries of a failing resource.
     #[arg(long, env = "MODELARTS_OPERATOR_MAX_BACKOFF", default_value = "5m")]
     pub max_backoff: String,
+    /// How long fewer nodes than desired may be listed before `Healthy` turns False.
+    #[arg(long, env = "MODELARTS_OPERATOR_DESIRED_GRACE_PERIOD", default_value = "30m")]
+    pub desired_grace_period: String,
     /// `/healthz` fails when a sync is overdue by this much and no reconcile ran for as long.
     #[arg(long, env = "MODELARTS_OPERATOR_STALL_TIMEOUT", default_value = "15m")]
     pub stall_timeout: String,
@@ -120,6 +127,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         policy: Policy {
             heartbeat: duration_flag("--status-heartbeat", &args.status_heartbeat)?,
             max_backoff: duration_flag("--max-backoff", &args.max_backoff)?,
+            desired_grace: parse_duration("--desired-grace-period", &args.desired_grace_period)?,
         },
     };
     let stall_after = duration_flag("--stall-timeout", &args.stall_timeout)?;
@@ -199,6 +207,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         default_credentials,
         memos,
         liveness: liveness.clone(),
+        demand: Default::default(),
     });
 
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
@@ -227,8 +236,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         concurrency = args.concurrency,
         "starting controller"
     );
-    tokio::spawn(forget_deleted(store, ctx.clone(), ready));
-    controller
+    tokio::spawn(forget_deleted(store, ctx.clone(), ready, args.modelarts_qps));
+    let run = controller
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -236,32 +245,97 @@ pub async fn run(args: RunArgs) -> Result<()> {
             if let Err(e) = res {
                 warn!(error = %e, "reconcile loop");
             }
-        })
-        .await;
+        });
+    // The controller drains in-flight reconciles after the signal, but one may be waiting
+    // for a rate-limit token far ahead (a low --modelarts-qps): cut the drain short rather
+    // than overrun the Pod's termination grace period. A cut status write either happened
+    // or did not; the next leader or start resyncs either way.
+    tokio::select! {
+        _ = run => {}
+        _ = async {
+            crate::signal::terminated().await;
+            tokio::time::sleep(SHUTDOWN_DRAIN).await;
+        } => {
+            warn!(drain_s = SHUTDOWN_DRAIN.as_secs(), "in-flight reconciles did not finish after the signal; stopping them");
+        }
+    }
     liveness.stop();
     info!("controller stopped; shutting down");
     let _ = http.await;
     Ok(())
 }
 
-/// Every 30 s once the watch has listed, drops the memos and metric series of resources
-/// that left the watch (deleted, or no longer matching the selector), so neither grows
-/// with every resource ever seen.
-async fn forget_deleted(store: Store<ModelArtsNodePool>, ctx: Arc<Context>, listed: Arc<AtomicBool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+/// As soon as the watch has listed and every 30 s after: drops the memos and metric series
+/// of resources that left the watch (deleted, or no longer matching the selector), so
+/// neither grows with every resource ever seen, and checks that `--modelarts-qps` can
+/// sustain every resource's interval.
+async fn forget_deleted(
+    store: Store<ModelArtsNodePool>,
+    ctx: Arc<Context>,
+    listed: Arc<AtomicBool>,
+    qps: f64,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_sweep: Option<tokio::time::Instant> = None;
+    let mut warned: Option<tokio::time::Instant> = None;
+    ctx.metrics.qps_limit.set(qps);
     loop {
         tick.tick().await;
-        if !listed.load(Ordering::Relaxed) {
+        let due = last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
+        if !due || !listed.load(Ordering::Relaxed) {
             continue;
         }
+        last_sweep = Some(tokio::time::Instant::now());
         let objects = store.state();
+        check_capacity(&objects, &ctx, qps, &mut warned);
         let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
         let names: HashSet<(String, String)> = objects
             .iter()
             .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
             .collect();
         ctx.memos.retain(|uid| uids.contains(uid));
+        ctx.demand.retain(|uid| uids.contains(uid));
         ctx.metrics
             .retain_pools(|ns, name| names.contains(&(ns.to_string(), name.to_string())));
+    }
+}
+
+/// Warns when the rate limit cannot sustain the resources' intervals: at once after the
+/// first listing (estimating unsynced resources at one page each), again when it first
+/// becomes true, and every 10 minutes while it stays true.
+fn check_capacity(
+    objects: &[Arc<ModelArtsNodePool>],
+    ctx: &Context,
+    qps: f64,
+    warned: &mut Option<tokio::time::Instant>,
+) {
+    let loads = objects.iter().filter(|o| !o.spec.suspend).map(|o| {
+        let recorded = o.uid().and_then(|uid| ctx.demand.get(&uid));
+        let interval = parse_duration("spec.syncInterval", &o.spec.sync_interval)
+            .unwrap_or(Duration::from_secs(60))
+            .max(Duration::from_secs(10));
+        match recorded {
+            Some(l) => Load { interval, ..l },
+            None => Load::first_guess(interval),
+        }
+    });
+    let verdict = capacity::assess(loads, qps);
+    ctx.metrics.required_qps.set(verdict.required_qps);
+    if verdict.sustainable() {
+        if warned.take().is_some() {
+            info!(
+                required_qps = verdict.required_qps,
+                qps, "the ModelArts rate limit sustains every sync interval again"
+            );
+        }
+    } else if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
+        warn!(
+            resources = verdict.resources,
+            required_qps = verdict.required_qps,
+            qps,
+            "{}",
+            verdict.warning()
+        );
+        *warned = Some(tokio::time::Instant::now());
     }
 }
