@@ -13,6 +13,7 @@ use crate::{
     metrics::Metrics,
     reconcile::{Context, FIELD_MANAGER, Settings, error_policy, reconcile},
     telemetry::LogFormat,
+    tls::{Roots, Trust},
 };
 use futures::StreamExt;
 use governor::{Quota, RateLimiter};
@@ -71,6 +72,13 @@ pub struct RunArgs {
     /// Accept plain http:// endpoints (only for a local simulator: credentials travel in clear).
     #[arg(long, env = "MODELARTS_OPERATOR_ALLOW_HTTP_ENDPOINTS")]
     pub allow_http_endpoints: bool,
+    /// PEM bundle of extra CAs trusted for ModelArts endpoints (private CA, TLS-inspecting
+    /// proxy); re-read when the file changes.
+    #[arg(long, value_name = "FILE", env = "MODELARTS_OPERATOR_CA_FILE")]
+    pub modelarts_ca_file: Option<std::path::PathBuf>,
+    /// Built-in roots trusted for ModelArts endpoints besides --modelarts-ca-file.
+    #[arg(long, value_enum, env = "MODELARTS_OPERATOR_TRUST_ROOTS", default_value_t = Roots::Public)]
+    pub modelarts_trust_roots: Roots,
     /// Refresh `status.lastSyncTime` at least this often even when nothing changed.
     #[arg(long, env = "MODELARTS_OPERATOR_STATUS_HEARTBEAT", default_value = "5m")]
     pub status_heartbeat: String,
@@ -138,6 +146,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .allow_burst(burst);
     let modelarts = ModelArtsClient::new(ClientOptions {
         request_timeout: parse_duration("--modelarts-timeout", &args.modelarts_timeout)?,
+        trust: Trust {
+            ca_file: args.modelarts_ca_file.clone(),
+            roots: args.modelarts_trust_roots,
+            ca_flag: "--modelarts-ca-file",
+        },
         ..Default::default()
     })?
     .with_rate_limiter(Arc::new(RateLimiter::direct(quota)));

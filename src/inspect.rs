@@ -9,6 +9,7 @@ use crate::{
     fetch::fetch_summary,
     status::{Outcome, next_status},
     summary::{DEFAULT_MAX_NODES, PoolSummary},
+    tls::{Roots, Trust},
 };
 use std::{
     io::{IsTerminal, Write},
@@ -48,6 +49,12 @@ pub struct InspectArgs {
     /// Allow a plain http:// endpoint (local simulator); credentials travel in clear.
     #[arg(long)]
     pub allow_http: bool,
+    /// PEM bundle of extra CAs trusted for the endpoint (private CA, TLS-inspecting proxy).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Built-in roots trusted besides --ca-file.
+    #[arg(long, value_enum, default_value_t = Roots::Public)]
+    pub trust_roots: Roots,
     /// Nodes per page (the `limit` query parameter).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub page_size: u32,
@@ -73,6 +80,11 @@ pub async fn run(args: InspectArgs) -> Result<()> {
     let creds = Credentials::from_env()?;
     let client = ModelArtsClient::new(ClientOptions {
         request_timeout: Duration::from_secs(args.timeout),
+        trust: Trust {
+            ca_file: args.ca_file.clone(),
+            roots: args.trust_roots,
+            ca_flag: "--ca-file",
+        },
         ..Default::default()
     })?;
     let pool = NodePoolRef {

@@ -23,6 +23,7 @@ pub mod signer;
 pub mod status;
 pub mod summary;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 pub use error::{ApiError, Error, Result};
