@@ -172,6 +172,7 @@ impl Simulator {
         let stop = async {
             let _ = rx.await;
         };
+        let handshakes = Arc::new(tls::Handshakes::default());
         let (task, cert) = match &opts.tls {
             None => (
                 tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await }),
@@ -179,7 +180,7 @@ impl Simulator {
             ),
             Some(cert) => {
                 let (config, swappable) = tls::server_config(cert)?;
-                let listener = tls::TlsListener::new(listener, config)
+                let listener = tls::TlsListener::new(listener, config, handshakes.clone())
                     .map_err(io(format!("reading the address bound for {wanted}")))?;
                 (
                     tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await }),
@@ -191,6 +192,7 @@ impl Simulator {
             addr,
             state,
             cert,
+            handshakes,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -203,6 +205,7 @@ pub struct SimHandle {
     addr: SocketAddr,
     state: Arc<SimState>,
     cert: Option<Arc<tls::SwappableCert>>,
+    handshakes: Arc<tls::Handshakes>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -212,6 +215,11 @@ impl SimHandle {
     pub fn endpoint(&self) -> String {
         let scheme = if self.cert.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// TLS handshakes so far (zero for a plain http simulator).
+    pub fn handshakes(&self) -> &tls::Handshakes {
+        &self.handshakes
     }
 
     /// Serves `cert` from the next handshake on, and closes every connection after its

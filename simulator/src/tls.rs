@@ -6,6 +6,7 @@ use modelarts_operator::error::{Error, Result};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -157,6 +158,26 @@ pub fn server_config(cert: &ServerCert) -> Result<(Arc<ServerConfig>, Arc<Swappa
     Ok((Arc::new(config), swappable))
 }
 
+/// TLS handshakes seen by a simulator, so tests can tell a refused certificate was
+/// tried once and not hammered.
+#[derive(Debug, Default)]
+pub struct Handshakes {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Handshakes {
+    /// Handshakes that completed.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Handshakes that failed (the client refused the certificate, or gave up).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
 /// A listener that accepts TCP, runs each handshake in its own task (so a stalled or
 /// refused client blocks nobody) and yields only finished TLS streams.
 pub struct TlsListener {
@@ -167,7 +188,7 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Wraps a bound listener.
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>, seen: Arc<Handshakes>) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
@@ -183,13 +204,21 @@ impl TlsListener {
                 };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
+                let seen = seen.clone();
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) => {
+                            seen.ok.fetch_add(1, Ordering::Relaxed);
                             let _ = tx.send((tls, peer)).await;
                         }
-                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                        Ok(Err(e)) => {
+                            seen.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            seen.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(%peer, "TLS handshake timed out");
+                        }
                     }
                 });
             }
