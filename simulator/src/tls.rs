@@ -155,6 +155,10 @@ pub fn server_config(cert: &ServerCert) -> Result<(Arc<ServerConfig>, Arc<Swappa
         .with_no_client_auth()
         .with_cert_resolver(swappable.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No resumption: a resumed session skips the certificate, so a swapped-in expired or
+    // misnamed one would go unseen by clients that connected before.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok((Arc::new(config), swappable))
 }
 
