@@ -69,6 +69,10 @@ pub struct RunArgs {
         env = "MODELARTS_OPERATOR_ALLOWED_ENDPOINT_SUFFIXES"
     )]
     pub allowed_endpoint_suffixes: Vec<String>,
+    /// Resolve `spec.region` to `https://modelarts.{region}.DOMAIN` (a Huawei Cloud Stack or
+    /// other private cloud) instead of the public Huawei Cloud endpoints.
+    #[arg(long, value_name = "DOMAIN", env = "MODELARTS_OPERATOR_REGION_DOMAIN")]
+    pub region_domain: Option<String>,
     /// Accept plain http:// endpoints (only for a local simulator: credentials travel in clear).
     #[arg(long, env = "MODELARTS_OPERATOR_ALLOW_HTTP_ENDPOINTS")]
     pub allow_http_endpoints: bool,
@@ -125,6 +129,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             args.allowed_endpoint_suffixes.clone()
         },
         allow_http: args.allow_http_endpoints,
+        region_domain: args
+            .region_domain
+            .as_deref()
+            .map(|d| endpoint::validate_domain("--region-domain", d))
+            .transpose()?,
         policy: Policy {
             heartbeat: duration_flag("--status-heartbeat", &args.status_heartbeat)?,
             max_backoff: duration_flag("--max-backoff", &args.max_backoff)?,

@@ -43,6 +43,9 @@ pub struct InspectArgs {
     /// Region ID, e.g. cn-north-4; the public endpoint is derived from it.
     #[arg(long)]
     pub region: Option<String>,
+    /// Resolve --region under this domain (Huawei Cloud Stack) instead of the public one.
+    #[arg(long, value_name = "DOMAIN", requires = "region")]
+    pub region_domain: Option<String>,
     /// Explicit endpoint, e.g. https://modelarts.cn-north-4.myhuaweicloud.com.
     #[arg(long)]
     pub endpoint: Option<String>,
@@ -76,6 +79,11 @@ pub async fn run(args: InspectArgs) -> Result<()> {
         args.endpoint.as_deref(),
         ("--region", "--endpoint"),
         args.allow_http,
+        args.region_domain
+            .as_deref()
+            .map(|d| endpoint::validate_domain("--region-domain", d))
+            .transpose()?
+            .as_deref(),
     )?;
     let creds = Credentials::from_env()?;
     let client = ModelArtsClient::new(ClientOptions {

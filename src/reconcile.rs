@@ -41,6 +41,8 @@ pub struct Settings {
     pub allowed_suffixes: Vec<String>,
     /// Accept plain http:// endpoints.
     pub allow_http: bool,
+    /// Domain that `spec.region` resolves under instead of the public one.
+    pub region_domain: Option<String>,
     /// Heartbeat and backoff cap.
     pub policy: Policy,
 }
@@ -263,6 +265,7 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary
         spec.endpoint.as_deref(),
         ("spec.region", "spec.endpoint"),
         ctx.settings.allow_http,
+        ctx.settings.region_domain.as_deref(),
     )?;
     if let Some(e) = &spec.endpoint
         && !endpoint::host_allowed(&url, &ctx.settings.allowed_suffixes)

@@ -81,7 +81,10 @@ pub struct TrustedClient {
 
 impl TrustedClient {
     /// Builds the first client; errors here (unreadable or empty CA file) are fatal.
-    pub fn new(trust: Trust, base: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static) -> Result<Self> {
+    pub fn new(
+        trust: Trust,
+        base: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Result<Self> {
         if trust.roots == Roots::None && trust.ca_file.is_none() {
             return Err(Error::invalid(
                 "trust roots",
@@ -124,15 +127,23 @@ impl TrustedClient {
                     built.client = client;
                     built.pem = pem;
                 }
-                Err(e) => tracing::warn!(error = %e, "CA bundle changed but cannot be used; keeping the previous one"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "CA bundle changed but cannot be used; keeping the previous one")
+                }
             },
-            Err(e) => tracing::warn!(error = %e, "CA bundle changed but cannot be used; keeping the previous one"),
+            Err(e) => {
+                tracing::warn!(error = %e, "CA bundle changed but cannot be used; keeping the previous one")
+            }
         }
         built.client.clone()
     }
 }
 
-fn build(trust: &Trust, builder: reqwest::ClientBuilder, certs: Vec<reqwest::Certificate>) -> Result<reqwest::Client> {
+fn build(
+    trust: &Trust,
+    builder: reqwest::ClientBuilder,
+    certs: Vec<reqwest::Certificate>,
+) -> Result<reqwest::Client> {
     let mut builder = builder
         .tls_built_in_root_certs(trust.roots != Roots::None)
         .tls_built_in_webpki_certs(trust.roots == Roots::Public)
@@ -196,16 +207,22 @@ pub fn hint(problem: CertificateProblem, trust: &Trust) -> String {
     match problem {
         CertificateProblem::Untrusted => match &trust.ca_file {
             Some(f) => format!(
-                "the CA bundle {} does not hold the issuing CA (nor do the {:?} roots)",
+                "neither the CA bundle {} nor the {} roots hold the issuing CA",
                 f.display(),
-                trust.roots
+                match trust.roots {
+                    Roots::Public => "public",
+                    Roots::Platform => "platform",
+                    Roots::None => "(no)",
+                }
             ),
             None => format!(
                 "trust the issuing CA with {} (a private endpoint, a TLS-inspecting proxy)",
                 trust.ca_flag
             ),
         },
-        CertificateProblem::Expired => "renew the endpoint's certificate, or check this machine's clock".into(),
+        CertificateProblem::Expired => {
+            "renew the endpoint's certificate, or check this machine's clock".into()
+        }
         CertificateProblem::HostMismatch => {
             "the certificate names other hosts; check the endpoint host against its certificate".into()
         }

@@ -407,7 +407,9 @@ async fn refused(s: &SimHandle, opts: ClientOptions) -> Error {
 
 fn problem_of(e: &Error) -> (CertificateProblem, String) {
     match e {
-        Error::Certificate { problem, endpoint, .. } => (*problem, endpoint.clone()),
+        Error::Certificate {
+            problem, endpoint, ..
+        } => (*problem, endpoint.clone()),
         other => panic!("expected a certificate error, got {other:?}"),
     }
 }
@@ -459,7 +461,12 @@ async fn an_expired_certificate_is_reported_as_expired() {
 
 #[tokio::test]
 async fn a_certificate_for_another_host_is_a_host_mismatch() {
-    let s = sim_with(SimOptions::default(), &["modelarts.example.invalid"], Validity::Current).await;
+    let s = sim_with(
+        SimOptions::default(),
+        &["modelarts.example.invalid"],
+        Validity::Current,
+    )
+    .await;
     let (problem, _) = problem_of(&refused(&s, fast()).await);
     assert_eq!(problem, CertificateProblem::HostMismatch);
 }

@@ -444,8 +444,8 @@ async fn stop_simulator(e: &mut E2e) -> u16 {
 /// Starts a fresh simulator (embedded data) on `port` again.
 async fn restart_simulator(e: &mut E2e, port: u16) {
     let sim = Simulator::start(SimData::embedded_default(), e.sim_options(port))
-    .await
-    .unwrap_or_else(|err| panic!("restarting the simulator on port {port}: {err}"));
+        .await
+        .unwrap_or_else(|err| panic!("restarting the simulator on port {port}: {err}"));
     std::mem::replace(&mut e.sim, sim).shutdown().await;
 }
 
@@ -994,7 +994,15 @@ async fn certificate_fault(
     );
     repair();
     let t0 = Instant::now();
-    wait_for(e, &ns, "np", "Synced True after the repair", MAX_BACKOFF + MARGIN, synced).await;
+    wait_for(
+        e,
+        &ns,
+        "np",
+        "Synced True after the repair",
+        MAX_BACKOFF + MARGIN,
+        synced,
+    )
+    .await;
     let secs = t0.elapsed().as_secs_f64();
     let reconciles = e.op().counter_or_zero(&series).await - reconciles_before;
     assert!(reconciles >= 1.0, "{reason}: {reconciles} failed reconciles");
@@ -1006,7 +1014,9 @@ async fn certificate_fault(
             if handshakes == reconciles {
                 Ok(())
             } else {
-                Err(format!("{handshakes} refused handshakes, {reconciles} failed reconciles"))
+                Err(format!(
+                    "{handshakes} refused handshakes, {reconciles} failed reconciles"
+                ))
             }
         },
     )
@@ -1050,7 +1060,9 @@ async fn j_certificate_untrusted_expired_and_misnamed() {
     )
     .await;
 
-    let misnamed = e.ca.issue(&["modelarts.example.invalid".into()], Validity::Current).unwrap();
+    let misnamed =
+        e.ca.issue(&["modelarts.example.invalid".into()], Validity::Current)
+            .unwrap();
     let mismatch = certificate_fault(
         &e,
         &good,

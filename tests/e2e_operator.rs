@@ -878,7 +878,14 @@ async fn plain_http_endpoint_is_refused_without_the_opt_in() {
     e.start_operator().await;
     let ns = e.ns.clone();
     e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
-    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({"endpoint": plain.endpoint()})).await;
+    e.create_pool(
+        &ns,
+        "np",
+        DEMO_NODEPOOL,
+        "creds",
+        json!({"endpoint": plain.endpoint()}),
+    )
+    .await;
     let obj = expect_failed(&e, &ns, "np", "InvalidSpec").await;
     let msg = cond_message(&obj, "Synced");
     assert!(

@@ -96,7 +96,9 @@ async fn inspect_trusts_the_ca_file_and_names_a_refused_certificate() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains(&endpoint) && err.contains("untrusted certificate authority") && err.contains("--ca-file"),
+        err.contains(&endpoint)
+            && err.contains("untrusted certificate authority")
+            && err.contains("--ca-file"),
         "{err}"
     );
 }
@@ -123,6 +125,13 @@ async fn https_proxy_tunnels_the_listing_and_no_proxy_bypasses_it() {
     )
     .await;
     assert_eq!(node_count(&out), 1);
-    assert_eq!(proxy.tunnels().len(), tunnels.len(), "NO_PROXY must bypass the proxy");
-    assert!(w.sim.state().stats().requests > after_proxy, "the listing went direct");
+    assert_eq!(
+        proxy.tunnels().len(),
+        tunnels.len(),
+        "NO_PROXY must bypass the proxy"
+    );
+    assert!(
+        w.sim.state().stats().requests > after_proxy,
+        "the listing went direct"
+    );
 }

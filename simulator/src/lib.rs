@@ -46,8 +46,8 @@ pub use data::{
 };
 pub use faults::{Fault, FaultKind, FaultSpec};
 pub use paging::{ContinueToken, MAX_LIMIT};
-pub use state::{RequestRecord, SimState, Stats};
 pub use proxy::ConnectProxy;
+pub use state::{RequestRecord, SimState, Stats};
 pub use tls::{ServerCert, TestCa, Validity};
 pub use world::{NodePatch, StateError};
 
@@ -92,7 +92,12 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub print_default_data: bool,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
-    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_generate")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_generate"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// Private key of --tls-cert (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
@@ -183,7 +188,9 @@ impl Simulator {
                 let listener = tls::TlsListener::new(listener, config, handshakes.clone())
                     .map_err(io(format!("reading the address bound for {wanted}")))?;
                 (
-                    tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await }),
+                    tokio::spawn(
+                        async move { axum::serve(listener, app).with_graceful_shutdown(stop).await },
+                    ),
                     Some(swappable),
                 )
             }
@@ -226,7 +233,11 @@ impl SimHandle {
     /// next answer so that clients holding one reconnect and meet the new certificate.
     pub fn set_certificate(&self, cert: &ServerCert) -> Result<()> {
         let Some(swappable) = &self.cert else {
-            return Err(Error::invalid("simulator TLS", "http", "this simulator serves plain http"));
+            return Err(Error::invalid(
+                "simulator TLS",
+                "http",
+                "this simulator serves plain http",
+            ));
         };
         swappable.set(cert)?;
         self.state.set_close_connections(true);

@@ -22,10 +22,12 @@ pub struct ConnectProxy {
 impl ConnectProxy {
     /// Binds 127.0.0.1 on a free port and starts tunnelling.
     pub async fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|source| Error::Io {
-            context: "binding the CONNECT proxy".into(),
-            source,
-        })?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|source| Error::Io {
+                context: "binding the CONNECT proxy".into(),
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| Error::Io {
             context: "reading the CONNECT proxy's address".into(),
             source,
@@ -67,7 +69,9 @@ async fn tunnel(mut client: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
         if head.len() > MAX_HEAD {
-            let _ = client.write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n").await;
+            let _ = client
+                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
+                .await;
             return;
         }
     }
@@ -88,7 +92,9 @@ async fn tunnel(mut client: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
         return;
     };
-    seen.lock().unwrap_or_else(|p| p.into_inner()).push(target.to_string());
+    seen.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(target.to_string());
     if client
         .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         .await

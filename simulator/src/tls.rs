@@ -49,7 +49,8 @@ impl std::fmt::Debug for TestCa {
 impl TestCa {
     /// A new CA whose certificate names `common_name`.
     pub fn generate(common_name: &str) -> Result<Self> {
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_error(common_name, e))?;
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_error(common_name, e))?;
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -67,15 +68,18 @@ impl TestCa {
     pub fn issue(&self, names: &[String], validity: Validity) -> Result<ServerCert> {
         let what = names.join(",");
         let mut params = CertificateParams::new(names.to_vec()).map_err(|e| tls_error(&what, e))?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().map_or("simulator", String::as_str));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().map_or("simulator", String::as_str),
+        );
         if validity == Validity::Expired {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         }
         let key = KeyPair::generate().map_err(|e| tls_error(&what, e))?;
-        let cert = params.signed_by(&key, &self.issuer).map_err(|e| tls_error(&what, e))?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| tls_error(&what, e))?;
         Ok(ServerCert {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -94,7 +98,9 @@ pub struct ServerCert {
 
 impl std::fmt::Debug for ServerCert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerCert").field("key_pem", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("ServerCert")
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,7 +126,8 @@ impl ServerCert {
         if chain.is_empty() {
             return Err(tls_error("certificate PEM", "no CERTIFICATE block"));
         }
-        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| tls_error("key PEM", e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| tls_error("key PEM", e))?;
         let provider = rustls::crypto::ring::default_provider();
         CertifiedKey::from_der(chain, key, &provider).map_err(|e| tls_error("certificate and key", e))
     }
@@ -192,7 +199,11 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Wraps a bound listener.
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>, seen: Arc<Handshakes>) -> std::io::Result<Self> {
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        seen: Arc<Handshakes>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
