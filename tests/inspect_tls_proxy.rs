@@ -39,6 +39,15 @@ async fn world() -> World {
 
 /// Runs inspect with a clean proxy environment plus `env`.
 async fn inspect(endpoint: &str, ca_file: Option<&Path>, env: &[(&str, &str)]) -> Output {
+    inspect_with(endpoint, ca_file, &[], env).await
+}
+
+async fn inspect_with(
+    endpoint: &str,
+    ca_file: Option<&Path>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_modelarts-operator"));
     cmd.args([
         "inspect",
@@ -56,7 +65,10 @@ async fn inspect(endpoint: &str, ca_file: Option<&Path>, env: &[(&str, &str)]) -
     if let Some(f) = ca_file {
         cmd.arg("--ca-file").arg(f);
     }
+    cmd.args(extra);
     for var in [
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
         "HTTPS_PROXY",
         "https_proxy",
         "HTTP_PROXY",
@@ -134,4 +146,41 @@ async fn https_proxy_tunnels_the_listing_and_no_proxy_bypasses_it() {
         w.sim.state().stats().requests > after_proxy,
         "the listing went direct"
     );
+}
+
+/// The platform store is read through rustls-native-certs, which takes `SSL_CERT_FILE` as the
+/// whole store: pointing it at the test CA shows `platform` uses that store and `public` does not.
+#[tokio::test]
+async fn platform_roots_come_from_the_platform_store_and_none_needs_a_ca_file() {
+    let w = world().await;
+    let endpoint = w.sim.endpoint();
+    let store = w.ca_file.to_str().unwrap();
+    let platform = inspect_with(
+        &endpoint,
+        None,
+        &["--trust-roots", "platform"],
+        &[("SSL_CERT_FILE", store)],
+    )
+    .await;
+    assert_eq!(node_count(&platform), 1);
+
+    let public = inspect_with(
+        &endpoint,
+        None,
+        &["--trust-roots", "public"],
+        &[("SSL_CERT_FILE", store)],
+    )
+    .await;
+    assert!(
+        !public.status.success(),
+        "the public roots must not include the platform store"
+    );
+    assert!(String::from_utf8_lossy(&public.stderr).contains("untrusted certificate authority"));
+
+    let none = inspect_with(&endpoint, None, &["--trust-roots", "none"], &[]).await;
+    assert!(!none.status.success());
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(err.contains("--ca-file"), "{err}");
+    let only_file = inspect_with(&endpoint, Some(&w.ca_file), &["--trust-roots", "none"], &[]).await;
+    assert_eq!(node_count(&only_file), 1);
 }
