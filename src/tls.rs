@@ -22,7 +22,7 @@ pub enum Roots {
 }
 
 /// The trust settings of the ModelArts client.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trust {
     /// PEM bundle of extra CAs, re-read when it changes.
     pub ca_file: Option<PathBuf>,
@@ -30,6 +30,17 @@ pub struct Trust {
     pub roots: Roots,
     /// The flag naming the CA file, for errors (`--modelarts-ca-file`, `--ca-file`).
     pub ca_flag: &'static str,
+}
+
+impl Default for Trust {
+    /// The public roots only; errors name `run`'s flag.
+    fn default() -> Self {
+        Trust {
+            ca_file: None,
+            roots: Roots::Public,
+            ca_flag: "--modelarts-ca-file",
+        }
+    }
 }
 
 /// What identifies one version of the CA file on disk, cheap to compare on every request.
@@ -205,17 +216,18 @@ pub fn certificate_problem(err: &(dyn std::error::Error + 'static)) -> Option<Ce
 /// What to change, for each problem; part of the condition message.
 pub fn hint(problem: CertificateProblem, trust: &Trust) -> String {
     match problem {
-        CertificateProblem::Untrusted => match &trust.ca_file {
-            Some(f) => format!(
+        CertificateProblem::Untrusted => match (&trust.ca_file, trust.roots) {
+            (Some(f), Roots::None) => format!("the CA bundle {} does not hold the issuing CA", f.display()),
+            (Some(f), roots) => format!(
                 "neither the CA bundle {} nor the {} roots hold the issuing CA",
                 f.display(),
-                match trust.roots {
-                    Roots::Public => "public",
-                    Roots::Platform => "platform",
-                    Roots::None => "(no)",
+                if roots == Roots::Public {
+                    "public"
+                } else {
+                    "platform"
                 }
             ),
-            None => format!(
+            (None, _) => format!(
                 "trust the issuing CA with {} (a private endpoint, a TLS-inspecting proxy)",
                 trust.ca_flag
             ),
@@ -270,6 +282,27 @@ mod tests {
             assert_eq!(certificate_problem(&e), Some(want));
         }
         assert_eq!(certificate_problem(&rustls::Error::HandshakeNotComplete), None);
+    }
+
+    #[test]
+    fn hints_name_the_flag_or_the_bundle() {
+        let h = hint(CertificateProblem::Untrusted, &Trust::default());
+        assert!(h.contains("--modelarts-ca-file"), "{h}");
+        let with_file = Trust {
+            ca_file: Some(PathBuf::from("/etc/ca/bundle.pem")),
+            roots: Roots::None,
+            ca_flag: "--ca-file",
+        };
+        let h = hint(CertificateProblem::Untrusted, &with_file);
+        assert_eq!(h, "the CA bundle /etc/ca/bundle.pem does not hold the issuing CA");
+        let h = hint(
+            CertificateProblem::Untrusted,
+            &Trust {
+                roots: Roots::Platform,
+                ..with_file
+            },
+        );
+        assert!(h.contains("bundle.pem") && h.contains("platform roots"), "{h}");
     }
 
     #[test]
