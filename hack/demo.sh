@@ -165,9 +165,9 @@ first() { awk -v k="$1" '$0 ~ "^[ -]*" k ":" { sub("^[ -]*" k ": *", ""); print;
 AK=$(first accessKey) SK=$(first secretKey) PROJECT=$(first id)
 POOL=$(awk '/^ *- name: pool-/ { print $3; exit }' <<<"$DATA")
 [ -n "$AK" ] && [ -n "$SK" ] && [ -n "$PROJECT" ] && [ -n "$POOL" ] || die "could not read the demo AK/SK/project/pool from 'modelarts-simulator --print-default-data'"
-"$SIM_BIN" --port 0 >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
+"$SIM_BIN" --port 0 --tls-generate "$WORK/tls" >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
 SIM_PID=$!
-sim_url() { SIM=$(sed -n 's|^simulator listening on \(http://127\.0\.0\.1:[0-9][0-9]*\)$|\1|p' "$WORK/simulator.out"); [ -n "$SIM" ]; }
+sim_url() { SIM=$(sed -n 's|^simulator listening on \(https://127\.0\.0\.1:[0-9][0-9]*\)$|\1|p' "$WORK/simulator.out"); [ -n "$SIM" ]; }
 poll sim_url || die "the simulator did not announce its port within ${TIMEOUT}s (log: $WORK/simulator.log)"
 info "simulator pid $SIM_PID at $SIM"
 info "project $PROJECT, pool $POOL"
@@ -212,8 +212,9 @@ show kubectl apply -f "$WORK/nodepools.yaml"
 
 heading "Operator"
 # --namespace: on a shared plane, touch nothing outside the demo namespace.
-# --allow-http-endpoints/--allowed-endpoint-suffix: the simulator is plain http on 127.0.0.1.
-"$BIN" run --namespace "$NS" --allow-http-endpoints --allowed-endpoint-suffix 127.0.0.1 \
+# --modelarts-ca-file/--allowed-endpoint-suffix: the simulator serves HTTPS on 127.0.0.1 with a
+# certificate from the throwaway CA it wrote to $WORK/tls/ca.pem (--tls-generate).
+"$BIN" run --namespace "$NS" --modelarts-ca-file "$WORK/tls/ca.pem" --allowed-endpoint-suffix 127.0.0.1 \
   --metrics-addr 127.0.0.1:0 >"$WORK/operator.log" 2>&1 </dev/null &
 OP_PID=$!
 info "operator pid $OP_PID, log $WORK/operator.log"
@@ -237,9 +238,9 @@ kubectl get mann nodepool-1 -n "$NS" -o yaml | awk '/^status:/ { on = 1 } on' | 
 
 heading "A node turns Abnormal in ModelArts (simulator control API)"
 patch_url="$SIM/_sim/nodes/$PROJECT/$POOL/nodepool-1/node-dly-4"
-printf "\$ curl -fsS -X PATCH %s -d '{\"phase\":\"Abnormal\"}'\n" "$patch_url"
+printf "\$ curl -fsS --cacert $WORK/tls/ca.pem -X PATCH %s -d '{\"phase\":\"Abnormal\"}'\n" "$patch_url"
 # The control API answers with the patched node; show just its name and phase.
-curl -fsS -X PATCH -H 'Content-Type: application/json' -d '{"phase":"Abnormal"}' "$patch_url" \
+curl -fsS --cacert "$WORK/tls/ca.pem" -X PATCH -H 'Content-Type: application/json' -d '{"phase":"Abnormal"}' "$patch_url" \
   | python3 -c 'import json,sys; n=json.load(sys.stdin); print("    node", n["metadata"]["name"], "is now", n["status"]["phase"])'
 abnormal() { [ "$(kubectl get mann nodepool-1 -n "$NS" -o jsonpath='{.status.phases.abnormal}')" = 1 ]; }
 info "waiting for the next sync (syncInterval 10s) to report abnormal=1 ..."

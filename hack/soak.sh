@@ -133,16 +133,16 @@ first() { awk -v k="$1" '$0 ~ "^[ -]*" k ":" { sub("^[ -]*" k ": *", ""); print;
 AK=$(first accessKey) SK=$(first secretKey) PROJECT=$(first id)
 POOL=$(awk '/^ *- name: pool-/ { print $3; exit }' <<<"$DATA")
 [ -n "$AK" ] && [ -n "$SK" ] && [ -n "$PROJECT" ] && [ -n "$POOL" ] || die "cannot read the demo data"
-"$SIM_BIN" --port 0 >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
+"$SIM_BIN" --port 0 --tls-generate "$WORK/tls" >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
 SIM_PID=$!
 for _ in $(seq 100); do
-  SIM=$(sed -n 's|^simulator listening on \(http://127\.0\.0\.1:[0-9]*\)$|\1|p' "$WORK/simulator.out")
+  SIM=$(sed -n 's|^simulator listening on \(https://127\.0\.0\.1:[0-9]*\)$|\1|p' "$WORK/simulator.out")
   [ -n "$SIM" ] && break
   sleep 0.1
 done
 [ -n "$SIM" ] || die "the simulator did not start (log: $WORK/simulator.log)"
 sim() { # sim METHOD PATH [JSON]
-  curl -fsS -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$SIM/_sim/$2" >/dev/null
+  curl -fsS --cacert "$WORK/tls/ca.pem" -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$SIM/_sim/$2" >/dev/null
 }
 sim PUT "nodepools/$PROJECT/$POOL/$GEN_NODEPOOL" "{\"generate\":{\"count\":$GEN_COUNT}}"
 log "simulator pid $SIM_PID at $SIM"
@@ -179,7 +179,7 @@ kubectl apply --server-side -f "$WORK/resources.yaml" >/dev/null
 log "$RESOURCES ModelArtsNodePools in namespace $NS (node pools ${NODEPOOLS[*]}; syncInterval $INTERVAL)"
 
 METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" run --namespace "$NS" --allow-http-endpoints --allowed-endpoint-suffix 127.0.0.1 \
+"$BIN" run --namespace "$NS" --modelarts-ca-file "$WORK/tls/ca.pem" --allowed-endpoint-suffix 127.0.0.1 \
   --metrics-addr "127.0.0.1:$METRICS_PORT" --max-backoff "$MAX_BACKOFF" --modelarts-timeout "${MA_TIMEOUT}s" \
   --modelarts-qps "$QPS" --modelarts-burst "$((QPS * 2))" --log-format json \
   >"$WORK/operator.log" 2>&1 </dev/null &

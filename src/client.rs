@@ -5,6 +5,7 @@ use crate::{
     endpoint,
     error::{ApiError, Error, Result},
     signer,
+    tls::{self, Trust, TrustedClient},
     wire::{Node, NodeList},
     wire_pool::{NodePool, NodePoolList},
 };
@@ -38,6 +39,8 @@ pub struct ClientOptions {
     pub backoff_max: Duration,
     /// Pages after which listing stops with an error instead of looping forever.
     pub max_pages: usize,
+    /// Which certificate authorities to trust (public roots by default).
+    pub trust: Trust,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +54,7 @@ impl Default for ClientOptions {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(15),
             max_pages: 1000,
+            trust: Trust::default(),
         }
     }
 }
@@ -117,7 +121,7 @@ struct Target<'a> {
 /// A ModelArts client, shared by every sync (one connection pool).
 #[derive(Clone)]
 pub struct ModelArtsClient {
-    http: reqwest::Client,
+    http: Arc<TrustedClient>,
     options: ClientOptions,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
 }
@@ -125,13 +129,17 @@ pub struct ModelArtsClient {
 impl ModelArtsClient {
     /// A client with the given options.
     pub fn new(options: ClientOptions) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .user_agent(concat!("modelarts-operator/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::invalid("http client", "", e.to_string()))?;
+        let (connect, request) = (options.connect_timeout, options.request_timeout);
+        // No `.no_proxy()`: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY and NO_PROXY apply, read
+        // from the environment whenever the client is (re)built.
+        let base = move || {
+            reqwest::Client::builder()
+                .connect_timeout(connect)
+                .timeout(request)
+                .user_agent(concat!("modelarts-operator/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        let http = Arc::new(TrustedClient::new(options.trust.clone(), base)?);
         Ok(ModelArtsClient {
             http,
             options,
@@ -297,7 +305,7 @@ impl ModelArtsClient {
             format!("{origin}{}?{query}", get.path)
         };
         let host = endpoint::host_header(get.endpoint);
-        let mut req = self.http.get(&url);
+        let mut req = self.http.current().get(&url);
         for (name, value) in get.creds.auth_headers(
             "GET",
             &host,
@@ -308,11 +316,12 @@ impl ModelArtsClient {
         ) {
             req = req.header(name, value);
         }
-        let resp = req.send().await.map_err(|e| transport(&origin, &e))?;
+        let trust = &self.options.trust;
+        let resp = req.send().await.map_err(|e| transport(&origin, &e, trust))?;
         let status = resp.status().as_u16();
         let request_id = header(&resp, "x-request-id");
         let retry_after = header(&resp, "retry-after").and_then(|v| parse_retry_after(&v));
-        let body = read_capped(resp, &origin).await?;
+        let body = read_capped(resp, &origin, trust).await?;
         if !(200..300).contains(&status) {
             return Err(Error::Api(api_error(status, &body, request_id, retry_after)));
         }
@@ -342,9 +351,9 @@ fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn read_capped(mut resp: reqwest::Response, origin: &str) -> Result<Vec<u8>> {
+async fn read_capped(mut resp: reqwest::Response, origin: &str, trust: &Trust) -> Result<Vec<u8>> {
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(origin, &e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(origin, &e, trust))? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(Error::InvalidResponse(format!(
                 "response body larger than {MAX_BODY_BYTES} bytes"
@@ -355,8 +364,18 @@ async fn read_capped(mut resp: reqwest::Response, origin: &str) -> Result<Vec<u8
     Ok(body)
 }
 
-/// A transport error without the URL (it may carry a continue token) and with the cause chain.
-fn transport(origin: &str, e: &reqwest::Error) -> Error {
+/// A transport error without the URL (it may carry a continue token) and with the cause
+/// chain; a refused server certificate becomes [`Error::Certificate`].
+fn transport(origin: &str, e: &reqwest::Error, trust: &Trust) -> Error {
+    if let Some(problem) = tls::certificate_problem(e) {
+        let hint = tls::hint(problem, trust);
+        let words = innermost(e).unwrap_or_else(|| e.to_string());
+        return Error::Certificate {
+            endpoint: origin.to_string(),
+            problem,
+            detail: format!("{hint} ({words})"),
+        };
+    }
     let mut reason = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {
@@ -376,6 +395,17 @@ fn transport(origin: &str, e: &reqwest::Error) -> Error {
         endpoint: origin.to_string(),
         reason,
     }
+}
+
+/// The last error of the chain: for TLS failures, the rustls words.
+fn innermost(e: &reqwest::Error) -> Option<String> {
+    let mut last = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    last
 }
 
 fn is_retryable(e: &Error) -> bool {

@@ -14,6 +14,7 @@ use crate::{
     metrics::Metrics,
     reconcile::{Context, FIELD_MANAGER, Settings, error_policy, reconcile},
     telemetry::LogFormat,
+    tls::{Roots, Trust},
 };
 use futures::StreamExt;
 use governor::{Quota, RateLimiter};
@@ -72,9 +73,20 @@ pub struct RunArgs {
         env = "MODELARTS_OPERATOR_ALLOWED_ENDPOINT_SUFFIXES"
     )]
     pub allowed_endpoint_suffixes: Vec<String>,
+    /// Resolve `spec.region` to `https://modelarts.{region}.DOMAIN` (a Huawei Cloud Stack or
+    /// other private cloud) instead of the public Huawei Cloud endpoints.
+    #[arg(long, value_name = "DOMAIN", env = "MODELARTS_OPERATOR_REGION_DOMAIN")]
+    pub region_domain: Option<String>,
     /// Accept plain http:// endpoints (only for a local simulator: credentials travel in clear).
     #[arg(long, env = "MODELARTS_OPERATOR_ALLOW_HTTP_ENDPOINTS")]
     pub allow_http_endpoints: bool,
+    /// PEM bundle of extra CAs trusted for ModelArts endpoints (private CA, TLS-inspecting
+    /// proxy); re-read when the file changes.
+    #[arg(long, value_name = "FILE", env = "MODELARTS_OPERATOR_CA_FILE")]
+    pub modelarts_ca_file: Option<std::path::PathBuf>,
+    /// Built-in roots trusted for ModelArts endpoints besides --modelarts-ca-file.
+    #[arg(long, value_enum, env = "MODELARTS_OPERATOR_TRUST_ROOTS", default_value_t = Roots::Public)]
+    pub modelarts_trust_roots: Roots,
     /// Refresh `status.lastSyncTime` at least this often even when nothing changed.
     #[arg(long, env = "MODELARTS_OPERATOR_STATUS_HEARTBEAT", default_value = "5m")]
     pub status_heartbeat: String,
@@ -124,6 +136,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             args.allowed_endpoint_suffixes.clone()
         },
         allow_http: args.allow_http_endpoints,
+        region_domain: args
+            .region_domain
+            .as_deref()
+            .map(|d| endpoint::validate_domain("--region-domain", d))
+            .transpose()?,
         policy: Policy {
             heartbeat: duration_flag("--status-heartbeat", &args.status_heartbeat)?,
             max_backoff: duration_flag("--max-backoff", &args.max_backoff)?,
@@ -146,6 +163,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .allow_burst(burst);
     let modelarts = ModelArtsClient::new(ClientOptions {
         request_timeout: parse_duration("--modelarts-timeout", &args.modelarts_timeout)?,
+        trust: Trust {
+            ca_file: args.modelarts_ca_file.clone(),
+            roots: args.modelarts_trust_roots,
+            ca_flag: "--modelarts-ca-file",
+        },
         ..Default::default()
     })?
     .with_rate_limiter(Arc::new(RateLimiter::direct(quota)));

@@ -4,9 +4,38 @@ use crate::error::{Error, Result};
 use url::Url;
 
 /// Host suffixes of the public ModelArts endpoints, the default allow-list for
-/// endpoints set in a custom resource.
+/// endpoints set in a custom resource: the SDKs' `.com` and `.cn` (CN-Hong Kong)
+/// domains and Huawei Cloud Europe's `.eu`.
 pub const DEFAULT_ALLOWED_SUFFIXES: &[&str] =
     &[".myhuaweicloud.com", ".myhuaweicloud.cn", ".myhuaweicloud.eu"];
+
+/// Region IDs of the official Go and Python SDKs' ModelArts region maps (GoSDK
+/// `services/modelarts/v1/region/region.go`), all under `.myhuaweicloud.com` except
+/// `ap-southeast-1`.
+pub const SDK_REGIONS: &[&str] = &[
+    "cn-north-1",
+    "cn-north-2",
+    "cn-north-4",
+    "cn-north-9",
+    "cn-north-11",
+    "cn-north-12",
+    "cn-south-1",
+    "cn-east-3",
+    "cn-east-4",
+    "cn-southwest-2",
+    "cn-southwest-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "af-south-1",
+    "af-north-1",
+    "la-south-2",
+    "la-north-2",
+    "sa-brazil-1",
+    "tr-west-1",
+    "me-east-1",
+];
 
 /// Checks a region ID's shape (`cn-north-4`, `ap-southeast-1`, `eu-west-101`).
 pub fn validate_region(region: &str) -> Result<()> {
@@ -35,6 +64,49 @@ pub fn for_region(region: &str) -> Result<Url> {
     validate_region(region)?;
     let tld = if region == "ap-southeast-1" { "cn" } else { "com" };
     Url::parse(&format!("https://modelarts.{region}.myhuaweicloud.{tld}"))
+        .map_err(|e| Error::invalid("region", region, e.to_string()))
+}
+
+/// Checks a region domain (`hcs.example.com`, a leading dot tolerated): two or more DNS
+/// labels of lowercase letters, digits and `-`. Returns it without the dot.
+pub fn validate_domain(flag: &str, domain: &str) -> Result<String> {
+    let d = domain.trim().trim_start_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = d.split('.').collect();
+    let ok = labels.len() >= 2 && labels.iter().all(|l| dns_label(l));
+    if ok {
+        Ok(d)
+    } else {
+        Err(Error::invalid(
+            flag,
+            domain,
+            "expected a DNS domain such as hcs.example.com",
+        ))
+    }
+}
+
+fn dns_label(l: &str) -> bool {
+    (1..=63).contains(&l.len())
+        && l.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+/// A region's endpoint: under `domain` when one is configured (a Huawei Cloud Stack or
+/// other private cloud: `https://modelarts.{region}.{domain}`, the region any DNS label),
+/// else the public one of [`for_region`].
+pub fn for_region_in(region: &str, domain: Option<&str>) -> Result<Url> {
+    let Some(domain) = domain else {
+        return for_region(region);
+    };
+    if !dns_label(region) {
+        return Err(Error::invalid(
+            "region",
+            region,
+            "expected a region ID (one DNS label, e.g. cn-north-4)",
+        ));
+    }
+    Url::parse(&format!("https://modelarts.{region}.{domain}"))
         .map_err(|e| Error::invalid("region", region, e.to_string()))
 }
 
@@ -81,16 +153,17 @@ pub fn parse(endpoint: &str, field: &str, allow_http: bool) -> Result<Url> {
     Ok(url)
 }
 
-/// The endpoint from exactly one of a region or an explicit endpoint; `fields` names the
-/// two inputs (flags or spec fields) in errors.
+/// The endpoint from exactly one of a region (under `region_domain` when set) or an
+/// explicit endpoint; `fields` names the two inputs (flags or spec fields) in errors.
 pub fn resolve(
     region: Option<&str>,
     endpoint: Option<&str>,
     fields: (&str, &str),
     allow_http: bool,
+    region_domain: Option<&str>,
 ) -> Result<Url> {
     match (region, endpoint) {
-        (Some(r), None) => for_region(r),
+        (Some(r), None) => for_region_in(r, region_domain),
         (None, Some(e)) => parse(e, fields.1, allow_http),
         (r, e) => Err(Error::invalid(
             format!("{}/{}", fields.0, fields.1),
@@ -145,11 +218,11 @@ mod tests {
     fn exactly_one_of_region_and_endpoint() {
         let f = ("--region", "--endpoint");
         assert_eq!(
-            resolve(Some("cn-north-4"), None, f, false).unwrap(),
+            resolve(Some("cn-north-4"), None, f, false, None).unwrap(),
             for_region("cn-north-4").unwrap()
         );
         assert_eq!(
-            resolve(None, Some("http://127.0.0.1:1"), f, true)
+            resolve(None, Some("http://127.0.0.1:1"), f, true, None)
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:1/"
@@ -158,7 +231,7 @@ mod tests {
             (None, None),
             (Some("cn-north-4"), Some("https://x.myhuaweicloud.com")),
         ] {
-            let err = resolve(r, e, f, false).unwrap_err().to_string();
+            let err = resolve(r, e, f, false, None).unwrap_err().to_string();
             assert!(
                 err.contains("--region/--endpoint") && err.contains("exactly one"),
                 "{err}"
@@ -206,5 +279,77 @@ mod tests {
             &parse("http://127.0.0.1:1", "e", true).unwrap(),
             &["127.0.0.1".into()]
         ));
+    }
+
+    /// Each region of the SDKs' maps, written out by hand from modelarts-api.md §2, resolves
+    /// to the SDKs' host and passes the default allow-list (used when it is given as an
+    /// explicit `spec.endpoint`).
+    #[test]
+    fn every_sdk_region_resolves_to_the_sdk_host_and_is_allowed() {
+        let list: Vec<String> = DEFAULT_ALLOWED_SUFFIXES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(SDK_REGIONS.len(), 22);
+        for r in SDK_REGIONS {
+            let url = for_region(r).unwrap();
+            let want = if *r == "ap-southeast-1" {
+                format!("https://modelarts.{r}.myhuaweicloud.cn/")
+            } else {
+                format!("https://modelarts.{r}.myhuaweicloud.com/")
+            };
+            assert_eq!(url.as_str(), want);
+            let explicit = parse(url.as_str().trim_end_matches('/'), "spec.endpoint", false).unwrap();
+            assert!(host_allowed(&explicit, &list), "{r}");
+        }
+        // Huawei Cloud Europe is outside the SDK map: an explicit endpoint, allowed by default.
+        let eu = parse(
+            "https://modelarts.eu-west-101.myhuaweicloud.eu",
+            "spec.endpoint",
+            false,
+        )
+        .unwrap();
+        assert!(host_allowed(&eu, &list));
+    }
+
+    /// A private cloud (Huawei Cloud Stack) domain: regions resolve under it, and explicit
+    /// endpoints there pass only once its suffix is allowed.
+    #[test]
+    fn a_user_domain_for_regions_and_the_allow_list() {
+        let domain = validate_domain("--region-domain", ".HCS.example.com").unwrap();
+        assert_eq!(domain, "hcs.example.com");
+        let url = for_region_in("region-a1", Some(&domain)).unwrap();
+        assert_eq!(url.as_str(), "https://modelarts.region-a1.hcs.example.com/");
+        assert_eq!(
+            resolve(Some("cn-north-4"), None, ("r", "e"), false, Some(&domain))
+                .unwrap()
+                .as_str(),
+            "https://modelarts.cn-north-4.hcs.example.com/"
+        );
+        let e = for_region_in("a.evil.com", Some(&domain))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("region") && e.contains("a.evil.com"), "{e}");
+        for bad in ["com", "bad domain.com", "-x.example.com", ""] {
+            let e = validate_domain("--region-domain", bad).unwrap_err().to_string();
+            assert!(e.contains("--region-domain"), "{e}");
+        }
+        let defaults: Vec<String> = DEFAULT_ALLOWED_SUFFIXES.iter().map(|s| s.to_string()).collect();
+        let explicit = parse(
+            "https://modelarts.region-a1.hcs.example.com",
+            "spec.endpoint",
+            false,
+        )
+        .unwrap();
+        assert!(!host_allowed(&explicit, &defaults));
+        assert!(host_allowed(&explicit, &[".hcs.example.com".to_string()]));
+        let vpc = parse(
+            "https://modelarts-vpcep.internal.example.net:8443",
+            "spec.endpoint",
+            false,
+        )
+        .unwrap();
+        assert!(host_allowed(
+            &vpc,
+            &["modelarts-vpcep.internal.example.net".to_string()]
+        ));
+        assert_eq!(host_header(&vpc), "modelarts-vpcep.internal.example.net:8443");
     }
 }

@@ -41,6 +41,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The TLS handshake failed on the server's certificate; retrying cannot help until
+    /// the certificate or the operator's trust settings change.
+    #[error("certificate of {endpoint} rejected: {problem}: {detail}")]
+    Certificate {
+        /// Scheme, host and port, without path or query.
+        endpoint: String,
+        /// What is wrong with it, for the condition reason.
+        problem: CertificateProblem,
+        /// The TLS library's words, plus a hint on what to change.
+        detail: String,
+    },
+
     /// A 2xx answer that is not a usable node list, or a paging protocol violation.
     #[error("invalid response from ModelArts: {0}")]
     InvalidResponse(String),
@@ -105,6 +117,7 @@ impl Error {
             Error::Api(e) if e.status >= 500 => "api_5xx",
             Error::Api(_) => "api_4xx",
             Error::Transport { .. } => "transport",
+            Error::Certificate { .. } => "certificate",
             Error::InvalidResponse(_) => "invalid_response",
             Error::Kube(_) => "kube",
             Error::StatusWrite { .. } => "status_write_failed",
@@ -130,6 +143,31 @@ pub enum CredentialsProblem {
     Invalid,
     /// The operator's identity may not read the Secret (RBAC).
     Forbidden,
+}
+
+/// Why a server certificate was refused; each maps to its own condition reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateProblem {
+    /// Not issued by a CA the operator trusts (private CA not configured, wrong bundle,
+    /// self-signed, or a TLS-inspecting proxy's CA missing).
+    Untrusted,
+    /// Outside its validity period: expired, or not yet valid.
+    Expired,
+    /// Valid, but not for the host name (or IP address) of the endpoint.
+    HostMismatch,
+    /// Anything else: revoked, bad signature, malformed, wrong key usage.
+    Invalid,
+}
+
+impl std::fmt::Display for CertificateProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CertificateProblem::Untrusted => "issued by an untrusted certificate authority",
+            CertificateProblem::Expired => "expired or not yet valid",
+            CertificateProblem::HostMismatch => "not valid for this host name",
+            CertificateProblem::Invalid => "invalid",
+        })
+    }
 }
 
 /// An error answer from ModelArts or the API gateway in front of it.

@@ -11,6 +11,7 @@ use crate::{
     onboard,
     status::{Outcome, next_status},
     summary::{DEFAULT_MAX_NODES, PoolSummary},
+    tls::{Roots, Trust},
 };
 use std::{
     io::{IsTerminal, Write},
@@ -53,12 +54,21 @@ pub struct InspectArgs {
     /// Region ID, e.g. cn-north-4; the public endpoint is derived from it.
     #[arg(long)]
     pub region: Option<String>,
+    /// Resolve --region under this domain (Huawei Cloud Stack) instead of the public one.
+    #[arg(long, value_name = "DOMAIN", requires = "region")]
+    pub region_domain: Option<String>,
     /// Explicit endpoint, e.g. https://modelarts.cn-north-4.myhuaweicloud.com.
     #[arg(long)]
     pub endpoint: Option<String>,
     /// Allow a plain http:// endpoint (local simulator); credentials travel in clear.
     #[arg(long)]
     pub allow_http: bool,
+    /// PEM bundle of extra CAs trusted for the endpoint (private CA, TLS-inspecting proxy).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Built-in roots trusted besides --ca-file.
+    #[arg(long, value_enum, default_value_t = Roots::Public)]
+    pub trust_roots: Roots,
     /// Nodes per page (the `limit` query parameter).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub page_size: u32,
@@ -80,10 +90,20 @@ pub async fn run(args: InspectArgs) -> Result<()> {
         args.endpoint.as_deref(),
         ("--region", "--endpoint"),
         args.allow_http,
+        args.region_domain
+            .as_deref()
+            .map(|d| endpoint::validate_domain("--region-domain", d))
+            .transpose()?
+            .as_deref(),
     )?;
     let creds = Credentials::from_env()?;
     let client = ModelArtsClient::new(ClientOptions {
         request_timeout: Duration::from_secs(args.timeout),
+        trust: Trust {
+            ca_file: args.ca_file.clone(),
+            roots: args.trust_roots,
+            ca_flag: "--ca-file",
+        },
         ..Default::default()
     })?;
     let Some(nodepool) = args.nodepool.clone() else {

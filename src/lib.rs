@@ -26,6 +26,7 @@ pub mod signer;
 pub mod status;
 pub mod summary;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 pub mod wire_pool;
 

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub synced: Family<PoolLabels, Gauge>,
     /// Unix time of the last successful sync per pool, for staleness alerts.
     pub last_success: Family<PoolLabels, Gauge<f64, AtomicU64>>,
+    /// Failed `ShowNodePool` reads by reason (the sync itself still succeeds).
+    pub node_pool_read_failures: Family<ResultLabels, Counter>,
     /// How late each pool's last sync started after it was due (0 when on time).
     pub sync_lag: Family<PoolLabels, Gauge<f64, AtomicU64>>,
     /// ModelArts requests per second all resources' intervals need together.
@@ -119,6 +121,12 @@ impl Default for Metrics {
         let last_success = Family::<PoolLabels, Gauge<f64, AtomicU64>>::default();
         let desired = Family::<PoolLabels, Gauge>::default();
         let sync_lag = Family::<PoolLabels, Gauge<f64, AtomicU64>>::default();
+        let node_pool_read_failures = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "nodepool_read_failures",
+            "Failed node-pool (ShowNodePool) reads by reason",
+            node_pool_read_failures.clone(),
+        );
         let required_qps = Gauge::<f64, AtomicU64>::default();
         let qps_limit = Gauge::<f64, AtomicU64>::default();
         let creation_failed = Family::<PoolLabels, Gauge>::default();
@@ -202,6 +210,7 @@ impl Default for Metrics {
             desired,
             creation_failed,
             sync_lag,
+            node_pool_read_failures,
             required_qps,
             qps_limit,
             exported: Mutex::new(HashMap::new()),

@@ -5,7 +5,7 @@
 //! Reasons are decided by codes, never by the wording of a message: gateways and
 //! ModelArts reword messages, and a message mentioning "pool" says nothing about cause.
 
-use crate::error::{CredentialsProblem, Error};
+use crate::error::{CertificateProblem, CredentialsProblem, Error};
 
 /// The credentials are wrong, expired or locked (APIG 401, ModelArts 0201–0206).
 pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
@@ -25,6 +25,14 @@ pub const THROTTLED: &str = "Throttled";
 pub const MODELARTS_UNAVAILABLE: &str = "ModelArtsUnavailable";
 /// An HTTP status no ModelArts API is documented to send.
 pub const UNEXPECTED_RESPONSE: &str = "UnexpectedResponse";
+/// The endpoint's certificate is not issued by a trusted CA (`--modelarts-ca-file`).
+pub const CERTIFICATE_UNTRUSTED: &str = "CertificateUntrusted";
+/// The endpoint's certificate has expired (or is not valid yet).
+pub const CERTIFICATE_EXPIRED: &str = "CertificateExpired";
+/// The endpoint's certificate does not name the endpoint's host.
+pub const CERTIFICATE_HOST_MISMATCH: &str = "CertificateHostMismatch";
+/// The endpoint's certificate was refused for another reason (revoked, malformed, ...).
+pub const CERTIFICATE_INVALID: &str = "CertificateInvalid";
 /// A 2xx answer that is not a usable node list, or a paging protocol violation.
 pub const INVALID_RESPONSE: &str = "InvalidResponse";
 /// The resource names no usable credentials (no Secret, no key, no default allowed).
@@ -100,6 +108,12 @@ pub fn for_error(err: &Error) -> &'static str {
         Error::InvalidInput { .. } => INVALID_SPEC,
         Error::Api(e) => for_answer(e.status, e.code.as_deref()),
         Error::Transport { .. } => MODELARTS_UNAVAILABLE,
+        Error::Certificate { problem, .. } => match problem {
+            CertificateProblem::Untrusted => CERTIFICATE_UNTRUSTED,
+            CertificateProblem::Expired => CERTIFICATE_EXPIRED,
+            CertificateProblem::HostMismatch => CERTIFICATE_HOST_MISMATCH,
+            CertificateProblem::Invalid => CERTIFICATE_INVALID,
+        },
         Error::InvalidResponse(_) => INVALID_RESPONSE,
         Error::Kube(_) | Error::StatusWrite { .. } => KUBERNETES_ERROR,
         Error::Io { .. } => INTERNAL_ERROR,
@@ -202,5 +216,18 @@ mod tests {
             reason: "timed out after 30s".into(),
         };
         assert_eq!(for_error(&transport), "ModelArtsUnavailable");
+        for (problem, want) in [
+            (CertificateProblem::Untrusted, "CertificateUntrusted"),
+            (CertificateProblem::Expired, "CertificateExpired"),
+            (CertificateProblem::HostMismatch, "CertificateHostMismatch"),
+            (CertificateProblem::Invalid, "CertificateInvalid"),
+        ] {
+            let err = Error::Certificate {
+                endpoint: "https://x".into(),
+                problem,
+                detail: "d".into(),
+            };
+            assert_eq!(for_error(&err), want);
+        }
     }
 }

@@ -15,7 +15,7 @@ use crate::{
     memo::{Memo, Memos},
     metrics::{Metrics, PoolLabels, ResultLabels},
     reason,
-    status::{Observed, Outcome, Transition, event_note},
+    status::{NodePoolRead, Observed, Outcome, Transition, event_note},
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -41,6 +41,8 @@ pub struct Settings {
     pub allowed_suffixes: Vec<String>,
     /// Accept plain http:// endpoints.
     pub allow_http: bool,
+    /// Domain that `spec.region` resolves under instead of the public one.
+    pub region_domain: Option<String>,
     /// Heartbeat and backoff cap.
     pub policy: Policy,
 }
@@ -281,6 +283,7 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Observed> {
         spec.endpoint.as_deref(),
         ("spec.region", "spec.endpoint"),
         ctx.settings.allow_http,
+        ctx.settings.region_domain.as_deref(),
     )?;
     if let Some(e) = &spec.endpoint
         && !endpoint::host_allowed(&url, &ctx.settings.allowed_suffixes)
@@ -305,6 +308,14 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Observed> {
     let (observed, stats) =
         fetch::fetch_observed(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
     ctx.metrics.pages.inc_by(stats.pages as u64);
+    if let NodePoolRead::Failed { reason, .. } = &observed.node_pool {
+        ctx.metrics
+            .node_pool_read_failures
+            .get_or_create(&ResultLabels {
+                result: reason.clone(),
+            })
+            .inc();
+    }
     if let Some(uid) = obj.uid() {
         let interval =
             parse_duration("spec.syncInterval", &spec.sync_interval).unwrap_or(Duration::from_secs(60));

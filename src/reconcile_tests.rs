@@ -175,6 +175,7 @@ impl Harness {
             modelarts: ModelArtsClient::new(ClientOptions::default()).expect("client"),
             settings: Settings {
                 allowed_suffixes: vec!["127.0.0.1".into()],
+                region_domain: None,
                 allow_http: true,
                 policy: Policy {
                     heartbeat: Duration::from_secs(300),

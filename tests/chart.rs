@@ -551,3 +551,59 @@ fn chart_crd_is_the_generated_crd() {
         );
     }
 }
+
+#[test]
+fn a_ca_bundle_is_mounted_as_a_directory_and_passed_to_the_operator() {
+    let Some(helm) = helm_or_skip("a_ca_bundle_is_mounted_as_a_directory_and_passed_to_the_operator") else {
+        return;
+    };
+    let plain = render(&helm, &[]);
+    assert!(args(&plain).contains(&"--modelarts-trust-roots=public".to_string()));
+    assert!(!args(&plain).iter().any(|a| a.starts_with("--modelarts-ca-file")));
+    assert!(container(&plain).get("volumeMounts").is_none());
+
+    for (kind, value) in [("secret", "secretName"), ("configMap", "configMapName")] {
+        let objs = render(
+            &helm,
+            &[
+                "--set",
+                &format!("modelarts.caBundle.{value}=corp-ca"),
+                "--set",
+                "modelarts.caBundle.key=bundle.pem",
+                "--set",
+                "modelarts.trustRoots=platform",
+                "--set",
+                "modelarts.regionDomain=hcs.example.com",
+            ],
+        );
+        let a = args(&objs);
+        for want in [
+            "--modelarts-ca-file=/etc/modelarts-operator/ca/bundle.pem",
+            "--modelarts-trust-roots=platform",
+            "--region-domain=hcs.example.com",
+        ] {
+            assert!(a.contains(&want.to_string()), "{want} missing from {a:?}");
+        }
+        let mount = &container(&objs)["volumeMounts"][0];
+        assert_eq!(mount["mountPath"], "/etc/modelarts-operator/ca");
+        // A subPath mount would never see the kubelet's updates of the object.
+        assert!(mount.get("subPath").is_none(), "{mount}");
+        let volume = &one(&objs, "Deployment")["spec"]["template"]["spec"]["volumes"][0];
+        assert_eq!(volume["name"], mount["name"]);
+        let name = if kind == "secret" { "secretName" } else { "name" };
+        assert_eq!(volume[kind][name], "corp-ca", "{volume}");
+    }
+    let err = try_render(
+        &helm,
+        &[
+            "--set",
+            "modelarts.caBundle.secretName=a",
+            "--set",
+            "modelarts.caBundle.configMapName=b",
+        ],
+    )
+    .expect_err("both a Secret and a ConfigMap rendered");
+    assert!(err.contains("not both"), "{err}");
+    let err = try_render(&helm, &["--set", "modelarts.trustRoots=all"]).expect_err("bad trustRoots rendered");
+    assert!(err.contains("trustRoots"), "{err}");
+}

@@ -1,5 +1,6 @@
-//! The ModelArts client against the simulator over real loopback HTTP: paging, every
-//! error class, retries, the loop guard and timeouts.
+//! The ModelArts client against the simulator over real loopback HTTPS (a private CA
+//! trusted through the CA-file setting): paging, every error class, retries, the loop
+//! guard, timeouts, and each kind of refused certificate.
 
 use modelarts_operator::{
     Error,
@@ -8,7 +9,7 @@ use modelarts_operator::{
     summary::{PoolSummary, Summarizer},
 };
 use modelarts_simulator::{
-    CredentialSpec, Fault, FaultKind, SimData, SimHandle, SimOptions, Simulator,
+    CredentialSpec, Fault, FaultKind, SimData, SimHandle, SimOptions, Simulator, TestCa, Validity,
     data::{
         DEMO_ACCESS_KEY, DEMO_LARGE_NODEPOOL, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY,
         DEMO_TOKEN,
@@ -17,23 +18,62 @@ use modelarts_simulator::{
 #[path = "support/expected.rs"]
 mod expected;
 
+use modelarts_operator::{error::CertificateProblem, tls::Trust};
 use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 use url::Url;
+
+/// One private CA for this test binary, its certificate written under cargo's test tmpdir.
+static CA: LazyLock<(TestCa, PathBuf)> = LazyLock::new(|| {
+    let ca = TestCa::generate("client_simulator test CA").expect("CA");
+    let path = ca_path("trusted");
+    std::fs::write(&path, ca.pem()).expect("write CA");
+    (ca, path)
+});
+
+fn ca_path(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("client_simulator");
+    std::fs::create_dir_all(&dir).expect("tmpdir");
+    dir.join(format!("{name}-{}.pem", std::process::id()))
+}
+
+fn trust(ca_file: PathBuf) -> Trust {
+    Trust {
+        ca_file: Some(ca_file),
+        ca_flag: "--modelarts-ca-file",
+        ..Default::default()
+    }
+}
 
 fn fast() -> ClientOptions {
     ClientOptions {
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
         request_timeout: Duration::from_secs(10),
+        trust: trust(CA.1.clone()),
         ..Default::default()
     }
 }
 
+/// An HTTPS simulator whose certificate (for 127.0.0.1) comes from the shared CA.
 async fn sim() -> SimHandle {
-    Simulator::start(SimData::embedded_default(), SimOptions::default())
-        .await
-        .expect("simulator starts")
+    sim_with(SimOptions::default(), &["127.0.0.1"], Validity::Current).await
+}
+
+async fn sim_with(opts: SimOptions, names: &[&str], validity: Validity) -> SimHandle {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = CA.0.issue(&names, validity).expect("certificate");
+    Simulator::start(
+        SimData::embedded_default(),
+        SimOptions {
+            tls: Some(cert),
+            ..opts
+        },
+    )
+    .await
+    .expect("simulator starts")
 }
 
 fn demo_creds() -> Credentials {
@@ -383,7 +423,10 @@ async fn node_pool_object_in_both_documented_shapes_and_the_pool_listing() {
         "{}/_sim/nodepools/{DEMO_PROJECT_ID}/{DEMO_POOL}/gpu-a100/scaling",
         s.endpoint()
     );
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(CA.0.pem().as_bytes()).expect("CA pem"))
+        .build()
+        .expect("control client");
     for arrays in [false, true] {
         let body = serde_json::json!({
             "desired": 8, "maxCount": 12, "creationFailed": 2,
@@ -438,4 +481,112 @@ async fn node_pool_object_in_both_documented_shapes_and_the_pool_listing() {
     let gpu = pools.iter().find(|p| p.metadata.name == "gpu-a100").unwrap();
     assert_eq!(gpu.spec.resources.count, Some(8));
     s.shutdown().await;
+}
+
+async fn refused(s: &SimHandle, opts: ClientOptions) -> Error {
+    list(s, opts, &demo_creds(), DEMO_NODEPOOL, 500)
+        .await
+        .expect_err("the certificate must be refused")
+}
+
+fn problem_of(e: &Error) -> (CertificateProblem, String) {
+    match e {
+        Error::Certificate {
+            problem, endpoint, ..
+        } => (*problem, endpoint.clone()),
+        other => panic!("expected a certificate error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_untrusted_and_tried_once() {
+    let s = sim().await;
+    let other = TestCa::generate("another CA").unwrap();
+    let path = ca_path("other");
+    std::fs::write(&path, other.pem()).unwrap();
+    let opts = ClientOptions {
+        trust: trust(path.clone()),
+        max_attempts: 4,
+        ..fast()
+    };
+    let e = refused(&s, opts).await;
+    let (problem, endpoint) = problem_of(&e);
+    assert_eq!(problem, CertificateProblem::Untrusted);
+    assert_eq!(endpoint, s.endpoint());
+    let text = e.to_string();
+    assert!(text.contains(&s.endpoint()) && text.contains("other-"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.handshakes().failed() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every attempt's handshake had failed before the client returned; one means no retry.
+    assert_eq!(s.handshakes().failed(), 1, "a refused certificate is not retried");
+    assert_eq!(s.state().stats().all_requests, 0);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn without_the_ca_file_the_public_roots_refuse_a_private_ca() {
+    let s = sim().await;
+    let opts = ClientOptions {
+        trust: Trust::default(),
+        ..fast()
+    };
+    let (problem, _) = problem_of(&refused(&s, opts).await);
+    assert_eq!(problem, CertificateProblem::Untrusted);
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_reported_as_expired() {
+    let s = sim_with(SimOptions::default(), &["127.0.0.1"], Validity::Expired).await;
+    let (problem, _) = problem_of(&refused(&s, fast()).await);
+    assert_eq!(problem, CertificateProblem::Expired);
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_host_is_a_host_mismatch() {
+    let s = sim_with(
+        SimOptions::default(),
+        &["modelarts.example.invalid"],
+        Validity::Current,
+    )
+    .await;
+    let (problem, _) = problem_of(&refused(&s, fast()).await);
+    assert_eq!(problem, CertificateProblem::HostMismatch);
+}
+
+#[tokio::test]
+async fn a_changed_ca_file_is_picked_up_without_a_new_client() {
+    let s = sim().await;
+    let other = TestCa::generate("stale CA").unwrap();
+    let path = ca_path("rotating");
+    std::fs::write(&path, other.pem()).unwrap();
+    let client = ModelArtsClient::new(ClientOptions {
+        trust: trust(path.clone()),
+        ..fast()
+    })
+    .unwrap();
+    let url = Url::parse(&s.endpoint()).unwrap();
+    let (creds, np) = (demo_creds(), pool(DEMO_NODEPOOL));
+    let once = || client.list_nodes(&url, &creds, &np, 500, |_, _| {});
+    let (problem, _) = problem_of(&once().await.unwrap_err());
+    assert_eq!(problem, CertificateProblem::Untrusted);
+    // The right CA plus the stale one, as a rotated bundle would hold.
+    std::fs::write(&path, format!("{}{}", other.pem(), CA.0.pem())).unwrap();
+    let stats = once().await.expect("the new bundle is trusted");
+    assert_eq!(stats.nodes, 1, "nodepool-1 of the demo data holds one node");
+    // A broken rewrite keeps the last good bundle.
+    std::fs::write(&path, "garbage\n").unwrap();
+    once().await.expect("the previous bundle is kept");
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn plain_http_still_works_when_the_endpoint_says_so() {
+    let s = Simulator::start(SimData::embedded_default(), SimOptions::default())
+        .await
+        .unwrap();
+    assert!(s.endpoint().starts_with("http://"));
+    let (_, stats) = list(&s, fast(), &demo_creds(), DEMO_NODEPOOL, 500).await.unwrap();
+    assert_eq!(stats.pages, 1);
 }

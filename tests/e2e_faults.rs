@@ -17,6 +17,9 @@
 //! ```
 //! Without KUBECONFIG every test prints SKIPPED and passes (unless MODELARTS_REQUIRE_CLUSTER=1).
 //!
+//! j walks the three certificate failures (a bundle without the issuing CA, an expired
+//! certificate, one for another host) over the HTTPS the whole suite runs on.
+//!
 //! g (status writes refused) and h (absurd Retry-After) specify behaviour that is being
 //! implemented in the operator; they fail until it lands.
 
@@ -37,7 +40,7 @@ use modelarts_operator::crd::ModelArtsNodePool;
 use modelarts_operator::wire::Node;
 use modelarts_simulator::{
     DEMO_ACCESS_KEY, DEMO_NODEPOOL, DEMO_NPU_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault,
-    FaultKind, GenerateSpec, NodePoolSpec, SimData, SimOptions, Simulator,
+    FaultKind, GenerateSpec, NodePoolSpec, SimData, SimOptions, Simulator, TestCa, Validity,
 };
 use operator::{E2e, TIMEOUT, brief, cond_message, has_cond, summarize_events, wait_until};
 use plane::{Component, Plane};
@@ -440,15 +443,9 @@ async fn stop_simulator(e: &mut E2e) -> u16 {
 
 /// Starts a fresh simulator (embedded data) on `port` again.
 async fn restart_simulator(e: &mut E2e, port: u16) {
-    let sim = Simulator::start(
-        SimData::embedded_default(),
-        SimOptions {
-            port,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|err| panic!("restarting the simulator on port {port}: {err}"));
+    let sim = Simulator::start(SimData::embedded_default(), e.sim_options(port))
+        .await
+        .unwrap_or_else(|err| panic!("restarting the simulator on port {port}: {err}"));
     std::mem::replace(&mut e.sim, sim).shutdown().await;
 }
 
@@ -962,6 +959,131 @@ async fn i_ten_thousand_nodes_fit_in_status() {
         "i",
         secs,
         &format!("first sync of 10,000 nodes; status {status_bytes} bytes"),
+    );
+    e.finish().await;
+}
+
+/// One certificate fault of case (j): break, wait for `reason` with the good data kept,
+/// check each failed reconcile cost exactly one handshake (no retry storm), then repair.
+async fn certificate_fault(
+    e: &E2e,
+    good: &ModelArtsNodePool,
+    reason: &str,
+    break_it: impl FnOnce(),
+    repair: impl FnOnce(),
+) -> f64 {
+    let ns = e.ns.clone();
+    let series = format!("reconciles_total{{result=\"{reason}\"}}");
+    // A sync reads the node list, then the node pool; a certificate can be refused at either,
+    // and either way once: no retry within the sync.
+    let np_series = format!("nodepool_read_failures_total{{result=\"{reason}\"}}");
+    let handshakes_before = e.sim.handshakes().failed();
+    let reconciles_before = e.op().counter_or_zero(&series).await;
+    let np_before = e.op().counter_or_zero(&np_series).await;
+    break_it();
+    let failed = e
+        .wait_pool(&ns, "np", &format!("Synced False/{reason}"), |o| {
+            has_cond(o, "Synced", "False", reason)
+        })
+        .await;
+    assert_eq!(
+        failed.status.as_ref().and_then(|s| s.pool.clone()),
+        good.status.as_ref().and_then(|s| s.pool.clone()),
+        "{reason}: the last good pool data is kept"
+    );
+    let msg = cond_message(&failed, "Synced");
+    assert!(
+        msg.contains(&e.sim.endpoint()) && msg.contains("certificate"),
+        "{reason}: the message names the endpoint: {msg}"
+    );
+    repair();
+    let t0 = Instant::now();
+    wait_for(
+        e,
+        &ns,
+        "np",
+        "Synced True after the repair",
+        MAX_BACKOFF + MARGIN,
+        synced,
+    )
+    .await;
+    let secs = t0.elapsed().as_secs_f64();
+    let reconciles = e.op().counter_or_zero(&series).await - reconciles_before;
+    assert!(reconciles >= 1.0, "{reason}: {reconciles} failed reconciles");
+    let np_failures = e.op().counter_or_zero(&np_series).await - np_before;
+    wait_until(
+        &format!("{reason}: one refused handshake per failed reconcile"),
+        Duration::from_secs(10),
+        || async {
+            let handshakes = (e.sim.handshakes().failed() - handshakes_before) as f64;
+            if handshakes == reconciles + np_failures {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{handshakes} refused handshakes, {reconciles} failed reconciles, {np_failures} failed node-pool reads"
+                ))
+            }
+        },
+    )
+    .await;
+    secs
+}
+
+/// (j) Certificate faults over HTTPS: the CA bundle rewritten without the issuing CA (picked up
+/// without a restart), an expired certificate and one for another host name each give their own
+/// reason, keep the last good data, are not retried within a sync, and recover once repaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn j_certificate_untrusted_expired_and_misnamed() {
+    let Some(e) = E2e::start("j_certificate_untrusted_expired_and_misnamed", "fault-j").await else {
+        return;
+    };
+    assert!(e.sim.endpoint().starts_with("https://"));
+    assert!(!e.config.allow_http, "no --allow-http-endpoints");
+    let good = ready_pool(&e, "np", DEMO_NODEPOOL, json!({})).await;
+    let sampler = Sampler::start(e.pools(&e.ns), "np");
+    let valid = e.ca.issue(&["127.0.0.1".into()], Validity::Current).unwrap();
+
+    let other = TestCa::generate("a CA nobody trusts").unwrap();
+    let ca_file = e.ca_file.clone();
+    let (file, pem) = (ca_file.clone(), e.ca.pem());
+    let untrusted = certificate_fault(
+        &e,
+        &good,
+        "CertificateUntrusted",
+        || std::fs::write(&ca_file, other.pem()).unwrap(),
+        || std::fs::write(&file, pem).unwrap(),
+    )
+    .await;
+
+    let expired_cert = e.ca.issue(&["127.0.0.1".into()], Validity::Expired).unwrap();
+    let expired = certificate_fault(
+        &e,
+        &good,
+        "CertificateExpired",
+        || e.sim.set_certificate(&expired_cert).unwrap(),
+        || e.sim.set_certificate(&valid).unwrap(),
+    )
+    .await;
+
+    let misnamed =
+        e.ca.issue(&["modelarts.example.invalid".into()], Validity::Current)
+            .unwrap();
+    let mismatch = certificate_fault(
+        &e,
+        &good,
+        "CertificateHostMismatch",
+        || e.sim.set_certificate(&misnamed).unwrap(),
+        || e.sim.set_certificate(&valid).unwrap(),
+    )
+    .await;
+
+    let n = sampler.check(false).await;
+    report(
+        "j",
+        untrusted.max(expired).max(mismatch),
+        &format!(
+            "untrusted {untrusted:.1} s, expired {expired:.1} s, host mismatch {mismatch:.1} s after repair; {n} readings"
+        ),
     );
     e.finish().await;
 }

@@ -22,7 +22,7 @@ use modelarts_operator::summary::PoolSummary;
 use modelarts_simulator::{
     CredentialSpec, DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODE,
     DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, FaultKind, GenerateSpec, NodePatch,
-    NodePoolSpec, ScalingSpec,
+    NodePoolSpec, ScalingSpec, SimData, SimOptions, Simulator,
 };
 use operator::{E2e, TIMEOUT, cond, cond_message, has_cond, summarize_events, wait_until};
 use serde_json::json;
@@ -843,10 +843,10 @@ async fn endpoint_outside_the_allow_list_is_invalid_spec() {
     else {
         return;
     };
-    // No --allowed-endpoint-suffix: the default allow-list applies; http itself stays allowed, so
-    // the allow-list is the only reason to refuse.
+    // No --allowed-endpoint-suffix: the default allow-list applies; the endpoint is https with a
+    // trusted CA, so the allow-list is the only reason to refuse.
     e.config.allowed_suffixes.clear();
-    assert!(e.config.allow_http);
+    assert!(e.sim.endpoint().starts_with("https://"));
     e.start_operator().await;
     let ns = e.ns.clone();
     e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
@@ -874,19 +874,31 @@ async fn plain_http_endpoint_is_refused_without_the_opt_in() {
     else {
         return;
     };
-    e.config.allow_http = false;
+    assert!(!e.config.allow_http);
     assert_eq!(e.config.allowed_suffixes, ["127.0.0.1"], "the host is allowed");
+    let plain = Simulator::start(SimData::embedded_default(), SimOptions::default())
+        .await
+        .expect("plain http simulator");
+    assert!(plain.endpoint().starts_with("http://"));
     e.start_operator().await;
     let ns = e.ns.clone();
     e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
-    e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
+    e.create_pool(
+        &ns,
+        "np",
+        DEMO_NODEPOOL,
+        "creds",
+        json!({"endpoint": plain.endpoint()}),
+    )
+    .await;
     let obj = expect_failed(&e, &ns, "np", "InvalidSpec").await;
     let msg = cond_message(&obj, "Synced");
     assert!(
-        msg.contains("spec.endpoint") && msg.contains("http") && msg.contains("clear"),
+        msg.contains("spec.endpoint") && msg.contains(&plain.endpoint()) && msg.contains("clear"),
         "{msg}"
     );
     assert_refused_twice_without_requests(&e, "InvalidSpec").await;
+    assert_eq!(plain.state().stats().all_requests, 0, "nothing was sent in clear");
     e.finish().await;
 }
 
@@ -1325,7 +1337,8 @@ async fn inspect_lists_node_pools_and_prints_manifests_that_apply() {
     let inspect = |extra: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelarts-operator"))
             .args(["inspect", "--project-id", DEMO_PROJECT_ID, "--pool", DEMO_POOL])
-            .args(["--endpoint", &e.sim.endpoint(), "--allow-http"])
+            .args(["--endpoint", &e.sim.endpoint(), "--ca-file"])
+            .arg(&e.ca_file)
             .args(extra)
             .env_clear()
             .env("HUAWEICLOUD_SDK_AK", DEMO_ACCESS_KEY)

@@ -19,6 +19,9 @@
 //! | `POST /_sim/credentials`, `DELETE /_sim/credentials/{ak-or-token}` | rotate credentials |
 //! | `DELETE /_sim/lockouts`, `PUT /_sim/auth` `{"enabled":bool}` | clear AK locks, toggle auth |
 //! | `GET /_sim/stats`, `POST /_sim/stats/reset` | request statistics |
+//!
+//! It speaks plain http, or HTTPS with a given certificate or one issued by a throwaway
+//! CA it writes out ([`tls`]); [`proxy`] is a loopback CONNECT proxy for proxy tests.
 
 mod api;
 pub mod auth;
@@ -27,8 +30,10 @@ pub mod data;
 pub mod faults;
 pub mod generate;
 pub mod paging;
+pub mod proxy;
 mod server;
 pub mod state;
+pub mod tls;
 pub mod validate;
 pub mod verify;
 pub mod world;
@@ -41,7 +46,9 @@ pub use data::{
 };
 pub use faults::{Fault, FaultKind, FaultSpec};
 pub use paging::{ContinueToken, MAX_LIMIT};
+pub use proxy::ConnectProxy;
 pub use state::{RequestRecord, SimState, Stats};
+pub use tls::{ServerCert, TestCa, Validity};
 pub use world::{NodePatch, StateError};
 
 use modelarts_operator::error::{Error, Result};
@@ -84,6 +91,24 @@ pub struct SimulateArgs {
     /// Print the embedded demo data (a starting point for --data) and exit.
     #[arg(long)]
     pub print_default_data: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_generate"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate from a throwaway CA generated at start; writes
+    /// DIR/ca.pem (trust this, e.g. --modelarts-ca-file), DIR/server.pem and DIR/server-key.pem.
+    #[arg(long, value_name = "DIR")]
+    pub tls_generate: Option<PathBuf>,
+    /// Names the generated certificate is valid for (repeatable; default 127.0.0.1 and localhost).
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls_generate")]
+    pub tls_names: Vec<String>,
 }
 
 /// How a simulator runs.
@@ -101,6 +126,8 @@ pub struct SimOptions {
     pub max_clock_skew: Duration,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
+    /// Serve HTTPS with this certificate instead of plain http (default: http).
+    pub tls: Option<ServerCert>,
 }
 
 impl Default for SimOptions {
@@ -112,6 +139,7 @@ impl Default for SimOptions {
             lockout: Some(Lockout::default()),
             max_clock_skew: Duration::from_secs(15 * 60),
             faults: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -146,16 +174,32 @@ impl Simulator {
             .map_err(io(format!("reading the address bound for {wanted}")))?;
         let app = server::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let stop = async {
+            let _ = rx.await;
+        };
+        let handshakes = Arc::new(tls::Handshakes::default());
+        let (task, cert) = match &opts.tls {
+            None => (
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await }),
+                None,
+            ),
+            Some(cert) => {
+                let (config, swappable) = tls::server_config(cert)?;
+                let listener = tls::TlsListener::new(listener, config, handshakes.clone())
+                    .map_err(io(format!("reading the address bound for {wanted}")))?;
+                (
+                    tokio::spawn(
+                        async move { axum::serve(listener, app).with_graceful_shutdown(stop).await },
+                    ),
+                    Some(swappable),
+                )
+            }
+        };
         Ok(SimHandle {
             addr,
             state,
+            cert,
+            handshakes,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -167,14 +211,37 @@ impl Simulator {
 pub struct SimHandle {
     addr: SocketAddr,
     state: Arc<SimState>,
+    cert: Option<Arc<tls::SwappableCert>>,
+    handshakes: Arc<tls::Handshakes>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl SimHandle {
-    /// Base URL, e.g. `http://127.0.0.1:18080`.
+    /// Base URL, e.g. `http://127.0.0.1:18080` or `https://127.0.0.1:18443`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.cert.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// TLS handshakes so far (zero for a plain http simulator).
+    pub fn handshakes(&self) -> &tls::Handshakes {
+        &self.handshakes
+    }
+
+    /// Serves `cert` from the next handshake on, and closes every connection after its
+    /// next answer so that clients holding one reconnect and meet the new certificate.
+    pub fn set_certificate(&self, cert: &ServerCert) -> Result<()> {
+        let Some(swappable) = &self.cert else {
+            return Err(Error::invalid(
+                "simulator TLS",
+                "http",
+                "this simulator serves plain http",
+            ));
+        };
+        swappable.set(cert)?;
+        self.state.set_close_connections(true);
+        Ok(())
     }
 
     /// The bound socket address.
@@ -241,12 +308,18 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         failures: args.lockout_failures,
         duration: Duration::from_secs(args.lockout_seconds),
     });
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_generate) {
+        (Some(cert), Some(key), _) => Some(ServerCert::from_files(cert, key)?),
+        (_, _, Some(dir)) => Some(generate_tls(dir, &args.tls_names)?),
+        _ => None,
+    };
     let opts = SimOptions {
         bind: args.bind,
         port: args.port,
         auth: !args.no_auth,
         lockout,
         faults,
+        tls,
         ..Default::default()
     };
     let handle = Simulator::start(data, opts).await?;
@@ -258,6 +331,32 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
     tracing::info!("shutting down");
     handle.shutdown().await;
     Ok(())
+}
+
+/// A throwaway CA and a server certificate from it, written to `dir` as PEM files.
+fn generate_tls(dir: &std::path::Path, names: &[String]) -> Result<ServerCert> {
+    let names = if names.is_empty() {
+        vec!["127.0.0.1".to_string(), "localhost".to_string()]
+    } else {
+        names.to_vec()
+    };
+    let ca = TestCa::generate("modelarts-simulator throwaway CA")?;
+    let cert = ca.issue(&names, Validity::Current)?;
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| Error::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })
+    };
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        context: format!("creating {}", dir.display()),
+        source,
+    })?;
+    write("ca.pem", &ca.pem())?;
+    write("server.pem", &cert.cert_pem)?;
+    write("server-key.pem", &cert.key_pem)?;
+    Ok(cert)
 }
 
 /// The single stdout line scripts parse.

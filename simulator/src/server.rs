@@ -69,6 +69,10 @@ async fn envelope(State(st): State<Arc<SimState>>, mut req: Request, next: Next)
     if let Ok(v) = HeaderValue::from_str(&rid.0) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    if st.close_connections() {
+        resp.headers_mut()
+            .insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if !path.starts_with("/_sim/") {
         let status = resp.status().as_u16();
         tracing::info!(%method, %path, %query, status, request_id = %rid.0, "request");

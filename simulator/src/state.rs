@@ -69,6 +69,7 @@ struct Inner {
 pub struct SimState {
     inner: Mutex<Inner>,
     auth_enabled: AtomicBool,
+    close_connections: AtomicBool,
     started: Instant,
 }
 
@@ -81,6 +82,17 @@ impl std::fmt::Debug for SimState {
 }
 
 impl SimState {
+    /// Whether every answer now carries `Connection: close`, so clients reconnect and
+    /// see a certificate swapped in since their connection was opened.
+    pub fn close_connections(&self) -> bool {
+        self.close_connections.load(Ordering::Relaxed)
+    }
+
+    /// Makes every later answer close its connection (see [`Self::close_connections`]).
+    pub fn set_close_connections(&self, on: bool) {
+        self.close_connections.store(on, Ordering::Relaxed);
+    }
+
     pub(crate) fn new(world: World, auth: Authenticator, faults: Vec<Fault>, auth_enabled: bool) -> Self {
         let mut set = FaultSet::default();
         set.replace(faults);
@@ -93,6 +105,7 @@ impl SimState {
         SimState {
             inner: Mutex::new(inner),
             auth_enabled: AtomicBool::new(auth_enabled),
+            close_connections: AtomicBool::new(false),
             started: Instant::now(),
         }
     }

@@ -25,7 +25,7 @@ use kube::config::Kubeconfig;
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Config, ResourceExt};
 use modelarts_operator::crd::ModelArtsNodePool;
-use modelarts_simulator::{SimData, SimHandle, SimOptions, Simulator};
+use modelarts_simulator::{SimData, SimHandle, SimOptions, Simulator, TestCa, Validity};
 use serde_json::{Value, json};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
@@ -152,8 +152,10 @@ pub fn free_port() -> u16 {
 /// environment. The default is what every test runs with unless it says otherwise.
 #[derive(Debug, Clone)]
 pub struct OperatorConfig {
-    /// `--allow-http-endpoints` (the simulator speaks plain http).
+    /// `--allow-http-endpoints` (off: the simulator speaks HTTPS).
     pub allow_http: bool,
+    /// `--modelarts-ca-file`: the test's private CA, which issued the simulator's certificate.
+    pub ca_file: Option<PathBuf>,
     /// `--allowed-endpoint-suffix` values; empty leaves the operator's default (public ModelArts
     /// domains only).
     pub allowed_suffixes: Vec<String>,
@@ -171,7 +173,8 @@ pub struct OperatorConfig {
 impl Default for OperatorConfig {
     fn default() -> Self {
         OperatorConfig {
-            allow_http: true,
+            allow_http: false,
+            ca_file: None,
             allowed_suffixes: vec!["127.0.0.1".into()],
             allow_default_credentials: false,
             namespace: None,
@@ -186,6 +189,9 @@ impl OperatorConfig {
         let mut args = Vec::new();
         if self.allow_http {
             args.push("--allow-http-endpoints".to_string());
+        }
+        if let Some(f) = &self.ca_file {
+            args.extend(["--modelarts-ca-file".to_string(), f.display().to_string()]);
         }
         for s in &self.allowed_suffixes {
             args.extend(["--allowed-endpoint-suffix".to_string(), s.clone()]);
@@ -401,8 +407,13 @@ pub struct E2e {
     pub ns: String,
     /// Label value selecting this test's resources: `e2e=<shard>`.
     pub shard: String,
-    /// The ModelArts simulator, with the embedded default data.
+    /// The ModelArts simulator, with the embedded default data, serving HTTPS with a
+    /// certificate for 127.0.0.1 from [`E2e::ca`].
     pub sim: SimHandle,
+    /// The test's private CA; the operator trusts it through `--modelarts-ca-file`.
+    pub ca: TestCa,
+    /// Where the CA certificate is written (`config.ca_file`).
+    pub ca_file: PathBuf,
     /// Holds the ServiceAccount kubeconfig and the operator log.
     pub dir: tempfile::TempDir,
     /// Kubeconfig of the operator's ServiceAccount (token only).
@@ -465,13 +476,25 @@ impl E2e {
         admin_kubeconfig: PathBuf,
     ) -> E2e {
         let id = cluster::unique_name(prefix);
-        let sim = Simulator::start(SimData::embedded_default(), SimOptions::default())
-            .await
-            .expect("simulator starts");
+        let ca = TestCa::generate(&format!("{id} test CA")).expect("test CA");
+        let cert = ca
+            .issue(&["127.0.0.1".to_string()], Validity::Current)
+            .expect("simulator certificate");
+        let sim = Simulator::start(
+            SimData::embedded_default(),
+            SimOptions {
+                tls: Some(cert),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("simulator starts");
         let dir = tempfile::Builder::new()
             .prefix(&format!("{id}-"))
             .tempdir()
             .expect("temp dir");
+        let ca_file = dir.path().join("modelarts-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).expect("writing the CA file");
         let sa_kubeconfig = dir.path().join("operator.kubeconfig");
         let mut e = E2e {
             operator: None,
@@ -481,10 +504,13 @@ impl E2e {
             ns: id.clone(),
             shard: id.clone(),
             sim,
+            ca,
+            ca_file: ca_file.clone(),
             dir,
             sa_kubeconfig,
             config: OperatorConfig {
                 namespace: namespaced.then(|| id.clone()),
+                ca_file: Some(ca_file),
                 ..Default::default()
             },
             watch_namespace: namespaced.then(|| id.clone()),
@@ -744,6 +770,20 @@ impl E2e {
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .unwrap_or_else(|e| panic!("updating Secret {ns}/{name}: {e}"));
+    }
+
+    /// Simulator options serving HTTPS on `port` with a fresh valid certificate from the
+    /// test's CA (for a simulator restarted in place).
+    pub fn sim_options(&self, port: u16) -> SimOptions {
+        let cert = self
+            .ca
+            .issue(&["127.0.0.1".to_string()], Validity::Current)
+            .expect("simulator certificate");
+        SimOptions {
+            port,
+            tls: Some(cert),
+            ..Default::default()
+        }
     }
 
     /// The spec of a resource pointing at this test's simulator, labelled for this shard.
