@@ -11,6 +11,7 @@ use crate::{
     health::{self, Liveness},
     memo::Memos,
     metrics::Metrics,
+    leader::{Election, ElectionConfig, LeaderArgs},
     reconcile::{Context, FIELD_MANAGER, Settings, error_policy, reconcile},
     telemetry::LogFormat,
 };
@@ -90,6 +91,9 @@ pub struct RunArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub metrics_addr: SocketAddr,
+    /// Leader election.
+    #[command(flatten)]
+    pub leader: LeaderArgs,
     /// Log format.
     #[arg(long, env = "MODELARTS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -165,34 +169,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(sel) = &args.label_selector {
         wc = wc.labels(sel);
     }
-    // Our own reflector (rather than `Controller::new`'s) so readiness can be read off the
-    // watch itself: kube 5's `Store::wait_until_ready` wakes only the last of several
-    // waiters, and the controller is already one.
-    let ready = Arc::new(AtomicBool::new(false));
-    let (store, writer) = reflector::store();
-    let listed = ready.clone();
-    let objects = watcher(api, wc)
-        .default_backoff()
-        .reflect(writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::InitDone) = event
-                && !listed.swap(true, Ordering::Relaxed)
-            {
-                info!("watch has listed the resources; ready");
-            }
-        })
-        .applied_objects();
-    let controller = Controller::for_stream(objects, store.clone());
+    let election = ElectionConfig::from_args(&args.leader)?;
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
-        instance: std::env::var("CONTROLLER_POD_NAME").ok(),
+        instance: std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("CONTROLLER_POD_NAME"))
+            .ok(),
     };
     let metrics = Arc::new(Metrics::default());
     let memos = Arc::new(Memos::default());
     let liveness = Arc::new(Liveness::new(memos.clone(), stall_after));
     let ctx = Arc::new(Context {
         recorder: Recorder::new(kube.clone(), reporter),
-        kube,
+        kube: kube.clone(),
         modelarts,
         settings,
         metrics: metrics.clone(),
@@ -211,8 +200,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .local_addr()
         .map_or_else(|_| args.metrics_addr.to_string(), |a| a.to_string());
     info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+    let ready = Arc::new(AtomicBool::new(false));
     let app = health::router(health::Health {
-        metrics,
+        metrics: metrics.clone(),
         ready: ready.clone(),
         liveness: liveness.clone(),
     });
@@ -225,23 +215,134 @@ pub async fn run(args: RunArgs) -> Result<()> {
     info!(
         namespace = args.namespace.as_deref().unwrap_or("<all>"),
         concurrency = args.concurrency,
-        "starting controller"
+        leader_elect = election.is_some(),
+        "starting"
     );
-    tokio::spawn(forget_deleted(store, ctx.clone(), ready));
-    controller
-        .with_config(ControllerConfig::default().concurrency(args.concurrency))
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "reconcile loop");
-            }
-        })
-        .await;
+    let term = Term {
+        api,
+        wc,
+        ready,
+        ctx,
+        concurrency: args.concurrency,
+    };
+    match election {
+        None => {
+            metrics.leader.set(1);
+            term.serve(crate::signal::terminated()).await;
+        }
+        Some(cfg) => lead_when_elected(term, Election::start(kube, cfg)).await,
+    }
+    metrics.leader.set(0);
     liveness.stop();
     info!("controller stopped; shutting down");
     let _ = http.await;
     Ok(())
+}
+
+/// What one term of the controller needs; a replica may lead several terms in its life.
+struct Term {
+    api: Api<ModelArtsNodePool>,
+    wc: watcher::Config,
+    ready: Arc<AtomicBool>,
+    ctx: Arc<Context>,
+    concurrency: u16,
+}
+
+impl Term {
+    /// Watches and reconciles until `stop` resolves, then lets running reconciles finish.
+    async fn serve(&self, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+        // Our own reflector (rather than `Controller::new`'s) so readiness can be read off the
+        // watch itself: kube 5's `Store::wait_until_ready` wakes only the last of several
+        // waiters, and the controller is already one.
+        let listed = Arc::new(AtomicBool::new(false));
+        self.ready.store(false, Ordering::Relaxed);
+        let (store, writer) = reflector::store();
+        let (seen, ready) = (listed.clone(), self.ready.clone());
+        let objects = watcher(self.api.clone(), self.wc.clone())
+            .default_backoff()
+            .reflect(writer)
+            .inspect(move |event| {
+                if let Ok(watcher::Event::InitDone) = event
+                    && !seen.swap(true, Ordering::Relaxed)
+                {
+                    ready.store(true, Ordering::Relaxed);
+                    info!("watch has listed the resources; ready");
+                }
+            })
+            .applied_objects();
+        let sweeper = tokio::spawn(forget_deleted(store.clone(), self.ctx.clone(), listed));
+        Controller::for_stream(objects, store)
+            .with_config(ControllerConfig::default().concurrency(self.concurrency))
+            .graceful_shutdown_on(stop)
+            .run(reconcile, error_policy, self.ctx.clone())
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    warn!(error = %e, "reconcile loop");
+                }
+            })
+            .await;
+        sweeper.abort();
+    }
+
+    /// Drops what only a leader should hold, so a standby exports no stale pool series and
+    /// its liveness does not wait for syncs that are no longer its job.
+    fn forget_all(&self) {
+        self.ctx.memos.retain(|_| false);
+        self.ctx.metrics.retain_pools(|_, _| false);
+    }
+}
+
+/// Runs the controller only while this replica holds the Lease. A standby reports Ready: it
+/// is healthy and can take over, and a rolling update waits on new Pods being Ready while the
+/// old leader still holds the Lease. Losing the Lease drops the controller at once, mid-
+/// reconcile if need be; SIGTERM stops it gracefully and then releases the Lease.
+async fn lead_when_elected(term: Term, election: Election) {
+    let mut leading = election.leading();
+    let metrics = term.ctx.metrics.clone();
+    let signal = crate::signal::terminated();
+    tokio::pin!(signal);
+    'terms: loop {
+        metrics.leader.set(0);
+        term.ready.store(true, Ordering::Relaxed);
+        info!("standing by for the leader Lease");
+        tokio::select! {
+            _ = &mut signal => break 'terms,
+            won = leading.wait_for(|l| *l) => if won.is_err() { break 'terms },
+        }
+        metrics.leader.set(1);
+        info!("leading: starting the controller");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = term.serve(async move {
+            let _ = stop_rx.await;
+        });
+        tokio::pin!(serving);
+        let lost = async {
+            let _ = leading.wait_for(|l| !*l).await;
+        };
+        tokio::pin!(lost);
+        tokio::select! {
+            biased;
+            _ = &mut lost => {
+                warn!("lost the leader Lease: controller stopped");
+            }
+            _ = &mut signal => {
+                let _ = stop_tx.send(());
+                // Still abort at once should the Lease go while reconciles drain.
+                tokio::select! {
+                    _ = &mut serving => {}
+                    _ = &mut lost => warn!("lost the leader Lease while stopping"),
+                }
+                break 'terms;
+            }
+            _ = &mut serving => {
+                warn!("controller ended by itself; standing by");
+            }
+        }
+        drop(serving);
+        term.forget_all();
+    }
+    metrics.leader.set(0);
+    election.step_down().await;
 }
 
 /// Every 30 s once the watch has listed, drops the memos and metric series of resources

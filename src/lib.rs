@@ -13,6 +13,7 @@ pub mod error;
 pub mod fetch;
 pub mod health;
 pub mod inspect;
+pub mod leader;
 pub mod memo;
 pub mod metrics;
 pub mod quantity;

@@ -87,6 +87,8 @@ pub struct Metrics {
     pub resources: Family<ResourceLabels, Gauge<f64, AtomicU64>>,
     /// 1 when the last sync of a pool succeeded.
     pub synced: Family<PoolLabels, Gauge>,
+    /// 1 while this replica holds the leader Lease (or runs without election), else 0.
+    pub leader: Gauge,
     /// Resource names exported per pool, so a deleted pool's series can be removed.
     exported: Mutex<HashMap<PoolLabels, BTreeSet<String>>>,
 }
@@ -104,6 +106,7 @@ impl Default for Metrics {
         let nodes = Family::<PhaseLabels, Gauge>::default();
         let resources = Family::<ResourceLabels, Gauge<f64, AtomicU64>>::default();
         let synced = Family::<PoolLabels, Gauge>::default();
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
@@ -138,8 +141,14 @@ impl Default for Metrics {
             "1 when the last sync succeeded",
             synced.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica leads (runs the controller), 0 on a standby",
+            leader.clone(),
+        );
         Metrics {
             registry,
+            leader,
             reconciles,
             reconcile_duration,
             pages,

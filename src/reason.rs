@@ -101,7 +101,7 @@ pub fn for_error(err: &Error) -> &'static str {
         Error::Api(e) => for_answer(e.status, e.code.as_deref()),
         Error::Transport { .. } => MODELARTS_UNAVAILABLE,
         Error::InvalidResponse(_) => INVALID_RESPONSE,
-        Error::Kube(_) | Error::StatusWrite { .. } => KUBERNETES_ERROR,
+        Error::Kube(_) | Error::StatusWrite { .. } | Error::Lease(_) => KUBERNETES_ERROR,
         Error::Io { .. } => INTERNAL_ERROR,
     }
 }
