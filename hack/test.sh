@@ -23,6 +23,12 @@ log "quantity reference (Kubernetes' own resource.ParseQuantity)"
 MODELARTS_QUANTITY_REF=$(hack/quantity-ref.sh)
 export MODELARTS_QUANTITY_REF MODELARTS_REQUIRE_QUANTITY_REF=1
 
+log "observability tools (promtool, Prometheus, kube-state-metrics)"
+hack/observability-tools.sh all >/dev/null
+export MODELARTS_REQUIRE_OBSERVABILITY=1
+log "alert rules: promtool check rules + promtool test rules"
+hack/check-alerts.sh >&2
+
 started_plane=0
 if env_lines=$(hack/control-plane.sh env 2>/dev/null); then
   log "reusing the running control plane"

@@ -6,9 +6,11 @@ use crate::{
     error::{ApiError, Error, Result},
     signer,
     wire::{Node, NodeList},
+    wire_pool::{NodePool, NodePoolList},
 };
 use governor::DefaultDirectRateLimiter;
 use rand::Rng;
+use serde::de::DeserializeOwned;
 use std::{collections::HashSet, sync::Arc, time::Duration};
 use tokio::time::Instant;
 use url::Url;
@@ -65,14 +67,19 @@ pub struct NodePoolRef {
 }
 
 impl NodePoolRef {
-    /// `/v2/{project_id}/pools/{pool}/nodepools/{nodepool}/nodes`, segments escaped.
-    pub fn nodes_path(&self) -> String {
+    /// `/v2/{project_id}/pools/{pool}/nodepools/{nodepool}`, segments escaped.
+    pub fn nodepool_path(&self) -> String {
         format!(
-            "/v2/{}/pools/{}/nodepools/{}/nodes",
+            "/v2/{}/pools/{}/nodepools/{}",
             signer::escape(&self.project_id),
             signer::escape(&self.pool_name),
             signer::escape(&self.nodepool_name)
         )
+    }
+
+    /// `/v2/{project_id}/pools/{pool}/nodepools/{nodepool}/nodes`, segments escaped.
+    pub fn nodes_path(&self) -> String {
+        format!("{}/nodes", self.nodepool_path())
     }
 }
 
@@ -193,14 +200,73 @@ impl ModelArtsClient {
         }
     }
 
+    /// `ShowNodePool`: the node-pool object (desired count, ceiling, its own counts).
+    pub async fn show_node_pool(
+        &self,
+        endpoint: &Url,
+        creds: &Credentials,
+        pool: &NodePoolRef,
+    ) -> Result<NodePool> {
+        let get = Get {
+            endpoint,
+            creds,
+            project_id: &pool.project_id,
+            path: pool.nodepool_path(),
+            params: vec![],
+            what: "node pool",
+        };
+        Ok(self.get_retrying(&get).await?.0)
+    }
+
+    /// `ListNodePools`: every node pool of a resource pool (no paging in the API).
+    pub async fn list_node_pools(
+        &self,
+        endpoint: &Url,
+        creds: &Credentials,
+        project_id: &str,
+        pool_name: &str,
+    ) -> Result<Vec<NodePool>> {
+        let get = Get {
+            endpoint,
+            creds,
+            project_id,
+            path: format!(
+                "/v2/{}/pools/{}/nodepools",
+                signer::escape(project_id),
+                signer::escape(pool_name)
+            ),
+            params: vec![],
+            what: "node-pool list",
+        };
+        Ok(self.get_retrying::<NodePoolList>(&get).await?.0.items)
+    }
+
     /// One page, with retries on throttling, unavailability and network errors.
     async fn get_page(&self, target: &Target<'_>, token: Option<&str>) -> Result<(NodeList, u32)> {
+        let mut params = vec![("limit", target.page_size.to_string())];
+        if let Some(t) = token {
+            params.push(("continue", t.to_string()));
+        }
+        let get = Get {
+            endpoint: target.endpoint,
+            creds: target.creds,
+            project_id: &target.pool.project_id,
+            path: target.pool.nodes_path(),
+            params,
+            what: "node list",
+        };
+        self.get_retrying(&get).await
+    }
+
+    /// One signed GET, retried on throttling, unavailability and network errors; returns
+    /// the parsed body and the retries it took.
+    async fn get_retrying<T: DeserializeOwned>(&self, get: &Get<'_>) -> Result<(T, u32)> {
         let started = Instant::now();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let err = match self.attempt(target, token).await {
-                Ok(list) => return Ok((list, attempt - 1)),
+            let err = match self.attempt(get).await {
+                Ok(v) => return Ok((v, attempt - 1)),
                 Err(e) => e,
             };
             if !is_retryable(&err) || attempt >= self.options.max_attempts {
@@ -218,33 +284,26 @@ impl ModelArtsClient {
         }
     }
 
-    async fn attempt(&self, target: &Target<'_>, token: Option<&str>) -> Result<NodeList> {
-        let Target {
-            endpoint,
-            creds,
-            pool,
-            page_size,
-        } = *target;
+    async fn attempt<T: DeserializeOwned>(&self, get: &Get<'_>) -> Result<T> {
         if let Some(l) = &self.limiter {
             l.until_ready().await;
         }
-        let path = pool.nodes_path();
-        let limit = page_size.to_string();
-        let mut params = vec![("limit", limit.as_str())];
-        if let Some(t) = token {
-            params.push(("continue", t));
-        }
+        let params: Vec<(&str, &str)> = get.params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let query = signer::canonical_query(&params);
-        let origin = endpoint.origin().ascii_serialization();
-        let url = format!("{origin}{path}?{query}");
-        let host = endpoint::host_header(endpoint);
+        let origin = get.endpoint.origin().ascii_serialization();
+        let url = if query.is_empty() {
+            format!("{origin}{}", get.path)
+        } else {
+            format!("{origin}{}?{query}", get.path)
+        };
+        let host = endpoint::host_header(get.endpoint);
         let mut req = self.http.get(&url);
-        for (name, value) in creds.auth_headers(
+        for (name, value) in get.creds.auth_headers(
             "GET",
             &host,
-            &path,
+            &get.path,
             &query,
-            &pool.project_id,
+            get.project_id,
             jiff::Timestamp::now(),
         ) {
             req = req.header(name, value);
@@ -257,13 +316,23 @@ impl ModelArtsClient {
         if !(200..300).contains(&status) {
             return Err(Error::Api(api_error(status, &body, request_id, retry_after)));
         }
-        serde_json::from_slice::<NodeList>(&body).map_err(|e| {
+        serde_json::from_slice::<T>(&body).map_err(|e| {
             let id = request_id
                 .map(|id| format!(", request id {id}"))
                 .unwrap_or_default();
-            Error::InvalidResponse(format!("node list is not valid JSON ({e}{id})"))
+            Error::InvalidResponse(format!("{} is not valid JSON ({e}{id})", get.what))
         })
     }
+}
+
+/// One GET: where, as whom, and what it reads (for error messages).
+struct Get<'a> {
+    endpoint: &'a Url,
+    creds: &'a Credentials,
+    project_id: &'a str,
+    path: String,
+    params: Vec<(&'static str, String)>,
+    what: &'static str,
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {

@@ -2,6 +2,7 @@
 //! and the sweeper that forgets deleted resources. Reconciling lives in [`crate::reconcile`].
 
 use crate::{
+    capacity::{self, Load},
     client::{ClientOptions, ModelArtsClient},
     crd::{API_VERSION, ModelArtsNodePool, parse_duration},
     credentials::Credentials,
@@ -9,9 +10,9 @@ use crate::{
     endpoint,
     error::{Error, Result},
     health::{self, Liveness},
+    leader::{Election, ElectionConfig, LeaderArgs},
     memo::Memos,
     metrics::Metrics,
-    leader::{Election, ElectionConfig, LeaderArgs},
     reconcile::{Context, FIELD_MANAGER, Settings, error_policy, reconcile},
     telemetry::LogFormat,
 };
@@ -38,7 +39,11 @@ use std::{
     },
     time::Duration,
 };
+use tokio::sync::watch;
 use tracing::{info, warn};
+
+/// How long in-flight reconciles may finish after SIGTERM before they are dropped.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 /// Flags of `modelarts-operator run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,6 +83,9 @@ pub struct RunArgs {
     /// Longest wait between retries of a failing resource.
     #[arg(long, env = "MODELARTS_OPERATOR_MAX_BACKOFF", default_value = "5m")]
     pub max_backoff: String,
+    /// How long fewer nodes than desired may be listed before `Healthy` turns False.
+    #[arg(long, env = "MODELARTS_OPERATOR_DESIRED_GRACE_PERIOD", default_value = "30m")]
+    pub desired_grace_period: String,
     /// `/healthz` fails when a sync is overdue by this much and no reconcile ran for as long.
     #[arg(long, env = "MODELARTS_OPERATOR_STALL_TIMEOUT", default_value = "15m")]
     pub stall_timeout: String,
@@ -124,6 +132,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         policy: Policy {
             heartbeat: duration_flag("--status-heartbeat", &args.status_heartbeat)?,
             max_backoff: duration_flag("--max-backoff", &args.max_backoff)?,
+            desired_grace: parse_duration("--desired-grace-period", &args.desired_grace_period)?,
         },
     };
     let stall_after = duration_flag("--stall-timeout", &args.stall_timeout)?;
@@ -188,6 +197,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         default_credentials,
         memos,
         liveness: liveness.clone(),
+        demand: Default::default(),
     });
 
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
@@ -224,11 +234,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ready,
         ctx,
         concurrency: args.concurrency,
+        qps: args.modelarts_qps,
     };
     match election {
         None => {
             metrics.leader.set(1);
-            term.serve(crate::signal::terminated()).await;
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(async move {
+                crate::signal::terminated().await;
+                let _ = stop.send(true);
+            });
+            term.serve(stopped).await;
         }
         Some(cfg) => lead_when_elected(term, Election::start(kube, cfg)).await,
     }
@@ -239,6 +255,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Aborts a background task when the future that owns it ends or is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What one term of the controller needs; a replica may lead several terms in its life.
 struct Term {
     api: Api<ModelArtsNodePool>,
@@ -246,11 +271,13 @@ struct Term {
     ready: Arc<AtomicBool>,
     ctx: Arc<Context>,
     concurrency: u16,
+    qps: f64,
 }
 
 impl Term {
-    /// Watches and reconciles until `stop` resolves, then lets running reconciles finish.
-    async fn serve(&self, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    /// Watches and reconciles until `stop` turns true, then lets running reconciles finish
+    /// for at most [`SHUTDOWN_DRAIN`].
+    async fn serve(&self, stop: watch::Receiver<bool>) {
         // Our own reflector (rather than `Controller::new`'s) so readiness can be read off the
         // watch itself: kube 5's `Store::wait_until_ready` wakes only the last of several
         // waiters, and the controller is already one.
@@ -270,18 +297,39 @@ impl Term {
                 }
             })
             .applied_objects();
-        let sweeper = tokio::spawn(forget_deleted(store.clone(), self.ctx.clone(), listed));
-        Controller::for_stream(objects, store)
+        // Aborted on drop too: losing the Lease drops this future mid-way.
+        let _sweeper = AbortOnDrop(tokio::spawn(forget_deleted(
+            store.clone(),
+            self.ctx.clone(),
+            listed,
+            self.qps,
+        )));
+        let mut graceful = stop.clone();
+        let run = Controller::for_stream(objects, store)
             .with_config(ControllerConfig::default().concurrency(self.concurrency))
-            .graceful_shutdown_on(stop)
+            .graceful_shutdown_on(async move {
+                let _ = graceful.wait_for(|s| *s).await;
+            })
             .run(reconcile, error_policy, self.ctx.clone())
             .for_each(|res| async move {
                 if let Err(e) = res {
                     warn!(error = %e, "reconcile loop");
                 }
-            })
-            .await;
-        sweeper.abort();
+            });
+        // The controller drains in-flight reconciles after the signal, but one may be waiting
+        // for a rate-limit token far ahead (a low --modelarts-qps): cut the drain short rather
+        // than overrun the Pod's termination grace period. A cut status write either happened
+        // or did not; the next leader or start resyncs either way.
+        let mut cut = stop;
+        tokio::select! {
+            _ = run => {}
+            _ = async {
+                let _ = cut.wait_for(|s| *s).await;
+                tokio::time::sleep(SHUTDOWN_DRAIN).await;
+            } => {
+                warn!(drain_s = SHUTDOWN_DRAIN.as_secs(), "in-flight reconciles did not finish after the signal; stopping them");
+            }
+        }
     }
 
     /// Drops what only a leader should hold, so a standby exports no stale pool series and
@@ -311,11 +359,9 @@ async fn lead_when_elected(term: Term, election: Election) {
         }
         metrics.leader.set(1);
         info!("leading: starting the controller");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = term.serve(async move {
-            let _ = stop_rx.await;
-        });
-        tokio::pin!(serving);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Boxed, so that dropping it below really drops the controller (and its sweeper).
+        let mut serving = Box::pin(term.serve(stop_rx));
         let lost = async {
             let _ = leading.wait_for(|l| !*l).await;
         };
@@ -326,7 +372,7 @@ async fn lead_when_elected(term: Term, election: Election) {
                 warn!("lost the leader Lease: controller stopped");
             }
             _ = &mut signal => {
-                let _ = stop_tx.send(());
+                let _ = stop_tx.send(true);
                 // Still abort at once should the Lease go while reconciles drain.
                 tokio::select! {
                     _ = &mut serving => {}
@@ -345,24 +391,77 @@ async fn lead_when_elected(term: Term, election: Election) {
     election.step_down().await;
 }
 
-/// Every 30 s once the watch has listed, drops the memos and metric series of resources
-/// that left the watch (deleted, or no longer matching the selector), so neither grows
-/// with every resource ever seen.
-async fn forget_deleted(store: Store<ModelArtsNodePool>, ctx: Arc<Context>, listed: Arc<AtomicBool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+/// As soon as the watch has listed and every 30 s after: drops the memos and metric series
+/// of resources that left the watch (deleted, or no longer matching the selector), so
+/// neither grows with every resource ever seen, and checks that `--modelarts-qps` can
+/// sustain every resource's interval.
+async fn forget_deleted(
+    store: Store<ModelArtsNodePool>,
+    ctx: Arc<Context>,
+    listed: Arc<AtomicBool>,
+    qps: f64,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_sweep: Option<tokio::time::Instant> = None;
+    let mut warned: Option<tokio::time::Instant> = None;
+    ctx.metrics.qps_limit.set(qps);
     loop {
         tick.tick().await;
-        if !listed.load(Ordering::Relaxed) {
+        let due = last_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
+        if !due || !listed.load(Ordering::Relaxed) {
             continue;
         }
+        last_sweep = Some(tokio::time::Instant::now());
         let objects = store.state();
+        check_capacity(&objects, &ctx, qps, &mut warned);
         let uids: HashSet<String> = objects.iter().filter_map(|o| o.uid()).collect();
         let names: HashSet<(String, String)> = objects
             .iter()
             .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
             .collect();
         ctx.memos.retain(|uid| uids.contains(uid));
+        ctx.demand.retain(|uid| uids.contains(uid));
         ctx.metrics
             .retain_pools(|ns, name| names.contains(&(ns.to_string(), name.to_string())));
+    }
+}
+
+/// Warns when the rate limit cannot sustain the resources' intervals: at once after the
+/// first listing (estimating unsynced resources at one page each), again when it first
+/// becomes true, and every 10 minutes while it stays true.
+fn check_capacity(
+    objects: &[Arc<ModelArtsNodePool>],
+    ctx: &Context,
+    qps: f64,
+    warned: &mut Option<tokio::time::Instant>,
+) {
+    let loads = objects.iter().filter(|o| !o.spec.suspend).map(|o| {
+        let recorded = o.uid().and_then(|uid| ctx.demand.get(&uid));
+        let interval = parse_duration("spec.syncInterval", &o.spec.sync_interval)
+            .unwrap_or(Duration::from_secs(60))
+            .max(Duration::from_secs(10));
+        match recorded {
+            Some(l) => Load { interval, ..l },
+            None => Load::first_guess(interval),
+        }
+    });
+    let verdict = capacity::assess(loads, qps);
+    ctx.metrics.required_qps.set(verdict.required_qps);
+    if verdict.sustainable() {
+        if warned.take().is_some() {
+            info!(
+                required_qps = verdict.required_qps,
+                qps, "the ModelArts rate limit sustains every sync interval again"
+            );
+        }
+    } else if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
+        warn!(
+            resources = verdict.resources,
+            required_qps = verdict.required_qps,
+            qps,
+            "{}",
+            verdict.warning()
+        );
+        *warned = Some(tokio::time::Instant::now());
     }
 }

@@ -26,6 +26,7 @@ pub const API_VERSION: &str = "modelarts-operator.io/v1alpha1";
     status = "ModelArtsNodePoolStatus",
     printcolumn(name = "Pool", type_ = "string", json_path = ".spec.poolName"),
     printcolumn(name = "NodePool", type_ = "string", json_path = ".spec.nodePoolName"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.nodePool.desired"),
     printcolumn(name = "Nodes", type_ = "integer", json_path = ".status.nodeCount"),
     printcolumn(name = "Available", type_ = "integer", json_path = ".status.phases.available"),
     printcolumn(name = "Abnormal", type_ = "integer", json_path = ".status.phases.abnormal"),
@@ -35,6 +36,12 @@ pub const API_VERSION: &str = "modelarts-operator.io/v1alpha1";
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Scaling",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Scaling\")].reason",
+        priority = 1
+    ),
     printcolumn(
         name = "Creating",
         type_ = "integer",
@@ -180,7 +187,10 @@ pub struct ModelArtsNodePoolStatus {
     /// The node data of the last successful sync; absent until the first one.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolSummary>,
-    /// `Synced`, `Healthy` and `Ready`.
+    /// The node pool's desired shape and its own node counts (from `ShowNodePool`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<crate::nodepool::NodePoolState>,
+    /// `Synced`, `Healthy`, `Ready` and `Scaling`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

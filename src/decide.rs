@@ -34,6 +34,8 @@ pub struct Policy {
     pub heartbeat: Duration,
     /// Longest wait between retries of a failing resource.
     pub max_backoff: Duration,
+    /// How long fewer nodes than desired may be listed before `Healthy` turns False.
+    pub desired_grace: Duration,
 }
 
 /// The wait left before a reconcile may sync again, or `None` to sync now. A reconcile
@@ -86,7 +88,7 @@ pub fn after_sync(
     policy: &Policy,
     unit: f64,
 ) -> Decision {
-    let next = next_status(stored, generation, sync.outcome, now, policy.heartbeat);
+    let next = next_status(stored, generation, sync.outcome, now, policy);
     let events = transitions(stored, &next);
     let write = (stored != Some(&next)).then_some(next);
     let interval = sync.interval.min(MAX_REQUEUE);
@@ -181,6 +183,7 @@ mod tests {
     const POLICY: Policy = Policy {
         heartbeat: Duration::from_secs(300),
         max_backoff: Duration::from_secs(300),
+        desired_grace: Duration::from_secs(1800),
     };
     const MIN_JITTER: f64 = 0.0;
     const MAX_JITTER: f64 = 0.999_999;

@@ -4,9 +4,11 @@ use crate::{
     client::{ClientOptions, ModelArtsClient, NodePoolRef, PageProgress},
     crd::ModelArtsNodePoolStatus,
     credentials::Credentials,
+    decide::Policy,
     endpoint,
     error::{Error, Result},
-    fetch::fetch_summary,
+    fetch::fetch_observed,
+    onboard,
     status::{Outcome, next_status},
     summary::{DEFAULT_MAX_NODES, PoolSummary},
 };
@@ -36,9 +38,18 @@ pub struct InspectArgs {
     /// Resource pool ID (the pool's metadata.name).
     #[arg(long)]
     pub pool: String,
-    /// Node pool name.
+    /// Node pool name; without it, the pool's node pools are listed (ListNodePools).
     #[arg(long)]
-    pub nodepool: String,
+    pub nodepool: Option<String>,
+    /// With no --nodepool: print a ready-to-apply ModelArtsNodePool for each node pool.
+    #[arg(long, conflicts_with = "nodepool")]
+    pub manifests: bool,
+    /// Namespace of the printed manifests.
+    #[arg(long, default_value = "default", requires = "manifests")]
+    pub namespace: String,
+    /// Secret (keys accessKey, secretKey) the printed manifests name in credentialsSecretRef.
+    #[arg(long, requires = "manifests")]
+    pub secret: Option<String>,
     /// Region ID, e.g. cn-north-4; the public endpoint is derived from it.
     #[arg(long)]
     pub region: Option<String>,
@@ -75,14 +86,25 @@ pub async fn run(args: InspectArgs) -> Result<()> {
         request_timeout: Duration::from_secs(args.timeout),
         ..Default::default()
     })?;
+    let Some(nodepool) = args.nodepool.clone() else {
+        let pools = client
+            .list_node_pools(&url, &creds, &args.project_id, &args.pool)
+            .await?;
+        let out = if args.manifests {
+            onboard::manifests(&pools, &onboard::Target::from_inspect(&args))?
+        } else {
+            onboard::table(&pools)
+        };
+        return print(&out);
+    };
     let pool = NodePoolRef {
         project_id: args.project_id.clone(),
         pool_name: args.pool.clone(),
-        nodepool_name: args.nodepool.clone(),
+        nodepool_name: nodepool,
     };
     let tty = std::io::stderr().is_terminal();
     let mut progress = |p: PageProgress| report_progress(p, tty);
-    let (summary, stats) = fetch_summary(
+    let (observed, stats) = fetch_observed(
         &client,
         &url,
         &creds,
@@ -98,9 +120,14 @@ pub async fn run(args: InspectArgs) -> Result<()> {
     let status = next_status(
         None,
         None,
-        &Outcome::Synced(Box::new(summary)),
+        &Outcome::Synced(Box::new(observed)),
         jiff::Timestamp::now(),
-        Duration::ZERO,
+        &Policy {
+            heartbeat: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+            // A one-off look has no history: any shortfall is reported as it is now.
+            desired_grace: Duration::ZERO,
+        },
     );
     let out = match args.output {
         OutputFormat::Json => {
@@ -111,6 +138,10 @@ pub async fn run(args: InspectArgs) -> Result<()> {
         }
         OutputFormat::Table => table(&args, &status),
     };
+    print(&out)
+}
+
+fn print(out: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(out.as_bytes())
@@ -145,8 +176,21 @@ pub fn table(args: &InspectArgs, status: &ModelArtsNodePoolStatus) -> String {
     let p = &s.phases;
     out += &format!(
         "Pool:      {}\nNode pool: {}\nProject:   {}\n",
-        args.pool, args.nodepool, args.project_id
+        args.pool,
+        args.nodepool.as_deref().unwrap_or("-"),
+        args.project_id
     );
+    if let Some(np) = &status.node_pool {
+        let opt = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+        out += &format!(
+            "Desired:   {} (max {}, flavor {}; pool reports creating {}, creation failed {})\n",
+            opt(np.desired),
+            opt(np.max_count),
+            np.flavor.as_deref().unwrap_or("-"),
+            opt(np.creating),
+            opt(np.creation_failed)
+        );
+    }
     out += &format!(
         "Nodes:     {} (available {}, creating {}, deleting {}, abnormal {}, checking {}, other {})\n",
         s.node_count, p.available, p.creating, p.deleting, p.abnormal, p.checking, p.other

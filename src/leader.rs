@@ -71,21 +71,34 @@ pub fn lease_timing(value: &str) -> Result<(u64, u64)> {
 }
 
 /// The Lease namespace: the flag, else `POD_NAMESPACE`, else the ServiceAccount file's content.
-pub fn lease_namespace(flag: Option<&str>, pod_namespace: Option<&str>, sa_file: Option<&str>) -> Result<String> {
+pub fn lease_namespace(
+    flag: Option<&str>,
+    pod_namespace: Option<&str>,
+    sa_file: Option<&str>,
+) -> Result<String> {
     let pick = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
-    let ns = pick(flag).or_else(|| pick(pod_namespace)).or_else(|| pick(sa_file)).ok_or_else(|| {
-        Error::invalid(
-            "--leader-election-namespace",
-            "",
-            "not set, no POD_NAMESPACE and no ServiceAccount namespace file; set the flag",
-        )
-    })?;
+    let ns = pick(flag)
+        .or_else(|| pick(pod_namespace))
+        .or_else(|| pick(sa_file))
+        .ok_or_else(|| {
+            Error::invalid(
+                "--leader-election-namespace",
+                "",
+                "not set, no POD_NAMESPACE and no ServiceAccount namespace file; set the flag",
+            )
+        })?;
     let dns_label = ns.len() <= 63
-        && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !ns.starts_with('-')
         && !ns.ends_with('-');
     if !dns_label {
-        return Err(Error::invalid("--leader-election-namespace", ns, "not a namespace name"));
+        return Err(Error::invalid(
+            "--leader-election-namespace",
+            ns,
+            "not a namespace name",
+        ));
     }
     Ok(ns)
 }
@@ -193,7 +206,12 @@ async fn build(client: &Client, cfg: &ElectionConfig) -> Result<LeaseManager> {
 /// Holds or waits for the Lease until stopped. Any error reading or renewing it counts as
 /// lost leadership at once (we may no longer hold it); a fresh manager then re-reads the
 /// Lease and reports leadership again if it is still ours.
-async fn campaign(client: Client, cfg: ElectionConfig, lead: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
+async fn campaign(
+    client: Client,
+    cfg: ElectionConfig,
+    lead: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
     let retry = Duration::from_secs(1);
     loop {
         let manager = tokio::select! {
@@ -267,7 +285,9 @@ mod tests {
         assert_eq!(ns(None, Some("pod"), Some("sa")), Some("pod".into()));
         assert_eq!(ns(None, Some(" "), Some("sa\n")), Some("sa".into()));
         assert_eq!(ns(None, None, None), None);
-        let err = lease_namespace(Some("Bad_NS"), None, None).err().map(|e| e.to_string());
+        let err = lease_namespace(Some("Bad_NS"), None, None)
+            .err()
+            .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("Bad_NS"));
     }
 

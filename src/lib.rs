@@ -3,6 +3,7 @@
 //! Data flows one way: a `ModelArtsNodePool` → its credentials → the ModelArts node pages
 //! ([`client`]) → a pure [`summary`] → status, events and metrics.
 
+pub mod capacity;
 pub mod client;
 pub mod controller;
 pub mod crd;
@@ -16,6 +17,8 @@ pub mod inspect;
 pub mod leader;
 pub mod memo;
 pub mod metrics;
+pub mod nodepool;
+pub mod onboard;
 pub mod quantity;
 pub mod reason;
 pub mod reconcile;
@@ -25,5 +28,6 @@ pub mod status;
 pub mod summary;
 pub mod telemetry;
 pub mod wire;
+pub mod wire_pool;
 
 pub use error::{ApiError, Error, Result};

@@ -87,7 +87,19 @@ pub struct Metrics {
     pub resources: Family<ResourceLabels, Gauge<f64, AtomicU64>>,
     /// 1 when the last sync of a pool succeeded.
     pub synced: Family<PoolLabels, Gauge>,
-    /// 1 while this replica holds the leader Lease (or runs without election), else 0.
+    /// Unix time of the last successful sync per pool, for staleness alerts.
+    pub last_success: Family<PoolLabels, Gauge<f64, AtomicU64>>,
+    /// How late each pool's last sync started after it was due (0 when on time).
+    pub sync_lag: Family<PoolLabels, Gauge<f64, AtomicU64>>,
+    /// ModelArts requests per second all resources' intervals need together.
+    pub required_qps: Gauge<f64, AtomicU64>,
+    /// `--modelarts-qps`, beside the demand.
+    pub qps_limit: Gauge<f64, AtomicU64>,
+    /// Desired node count per pool (`status.nodePool.desired`).
+    pub desired: Family<PoolLabels, Gauge>,
+    /// Nodes whose creation failed, per pool (`status.nodePool.creationFailed`).
+    pub creation_failed: Family<PoolLabels, Gauge>,
+    /// 1 while this replica runs the controller (holds the Lease, or election is off), else 0.
     pub leader: Gauge,
     /// Resource names exported per pool, so a deleted pool's series can be removed.
     exported: Mutex<HashMap<PoolLabels, BTreeSet<String>>>,
@@ -106,6 +118,12 @@ impl Default for Metrics {
         let nodes = Family::<PhaseLabels, Gauge>::default();
         let resources = Family::<ResourceLabels, Gauge<f64, AtomicU64>>::default();
         let synced = Family::<PoolLabels, Gauge>::default();
+        let last_success = Family::<PoolLabels, Gauge<f64, AtomicU64>>::default();
+        let desired = Family::<PoolLabels, Gauge>::default();
+        let sync_lag = Family::<PoolLabels, Gauge<f64, AtomicU64>>::default();
+        let required_qps = Gauge::<f64, AtomicU64>::default();
+        let qps_limit = Gauge::<f64, AtomicU64>::default();
+        let creation_failed = Family::<PoolLabels, Gauge>::default();
         let leader = Gauge::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
@@ -142,13 +160,43 @@ impl Default for Metrics {
             synced.clone(),
         );
         registry.register(
+            "nodepool_last_successful_sync_timestamp_seconds",
+            "Unix time of the last successful sync",
+            last_success.clone(),
+        );
+        registry.register(
+            "nodepool_sync_lag_seconds",
+            "How late the last sync started after it was due",
+            sync_lag.clone(),
+        );
+        registry.register(
+            "modelarts_required_qps",
+            "ModelArts requests per second the resources' sync intervals need",
+            required_qps.clone(),
+        );
+        registry.register(
+            "modelarts_qps_limit",
+            "The --modelarts-qps rate limit",
+            qps_limit.clone(),
+        );
+        registry.register(
+            "nodepool_desired_nodes",
+            "Desired node count of the node pool",
+            desired.clone(),
+        );
+        registry.register(
+            "nodepool_creation_failed_nodes",
+            "Nodes whose creation failed, as the node pool reports",
+            creation_failed.clone(),
+        );
+        registry.register(
             "leader",
-            "1 while this replica leads (runs the controller), 0 on a standby",
+            "1 while this replica runs the controller (leads, or election is off), 0 on a standby",
             leader.clone(),
         );
         Metrics {
-            registry,
             leader,
+            registry,
             reconciles,
             reconcile_duration,
             pages,
@@ -159,6 +207,12 @@ impl Default for Metrics {
             nodes,
             resources,
             synced,
+            last_success,
+            desired,
+            creation_failed,
+            sync_lag,
+            required_qps,
+            qps_limit,
             exported: Mutex::new(HashMap::new()),
         }
     }
@@ -190,6 +244,33 @@ impl Metrics {
         };
         let ok = status::condition(s, status::SYNCED).is_some_and(|c| c.status == "True");
         self.synced.get_or_create(&pool).set(i64::from(ok));
+        // lastSyncTime lags a sync by up to the heartbeat, so it only seeds the gauge
+        // (after a restart); `synced_at` moves it on every successful sync.
+        if let Some(t) = s
+            .last_sync_time
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        {
+            self.synced_at(namespace, name, t);
+        }
+        match s.node_pool.as_ref().and_then(|np| np.desired) {
+            Some(d) => {
+                self.desired.get_or_create(&pool).set(d);
+            }
+            None => {
+                self.desired.remove(&pool);
+            }
+        }
+        match s.node_pool.as_ref() {
+            Some(np) => {
+                self.creation_failed
+                    .get_or_create(&pool)
+                    .set(np.creation_failed.unwrap_or(0));
+            }
+            None => {
+                self.creation_failed.remove(&pool);
+            }
+        }
         if let Ok(mut e) = self.exported.lock() {
             e.entry(pool.clone()).or_default();
         }
@@ -236,6 +317,19 @@ impl Metrics {
         }
     }
 
+    /// Records a successful sync at `t` (never moving the gauge backwards).
+    pub fn synced_at(&self, namespace: &str, name: &str, t: jiff::Timestamp) {
+        let pool = PoolLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let secs = t.as_millisecond() as f64 / 1e3;
+        let g = self.last_success.get_or_create(&pool);
+        if g.get() < secs {
+            g.set(secs);
+        }
+    }
+
     /// Forgets the series of every pool for which `keep(namespace, name)` says no.
     pub fn retain_pools(&self, keep: impl Fn(&str, &str) -> bool) {
         let gone: Vec<PoolLabels> = self
@@ -261,6 +355,10 @@ impl Metrics {
             name: name.into(),
         };
         self.synced.remove(&pool);
+        self.last_success.remove(&pool);
+        self.desired.remove(&pool);
+        self.creation_failed.remove(&pool);
+        self.sync_lag.remove(&pool);
         for phase in [
             "available",
             "creating",
@@ -318,9 +416,13 @@ mod tests {
         next_status(
             None,
             Some(1),
-            &Outcome::Synced(Box::new(summary)),
+            &Outcome::Synced(Box::new(summary.into())),
             jiff::Timestamp::UNIX_EPOCH,
-            Default::default(),
+            &crate::decide::Policy {
+                heartbeat: Default::default(),
+                max_backoff: Default::default(),
+                desired_grace: Default::default(),
+            },
         )
     }
 

@@ -3,6 +3,7 @@
 //! events the change deserves, record metrics and the memo.
 
 use crate::{
+    capacity::{Demand, Load},
     client::{ModelArtsClient, NodePoolRef},
     crd::{API_VERSION, ModelArtsNodePool, parse_duration},
     credentials::Credentials,
@@ -12,10 +13,9 @@ use crate::{
     fetch,
     health::Liveness,
     memo::{Memo, Memos},
-    metrics::{Metrics, ResultLabels},
+    metrics::{Metrics, PoolLabels, ResultLabels},
     reason,
-    status::{Outcome, Transition, event_note},
-    summary::PoolSummary,
+    status::{Observed, Outcome, Transition, event_note},
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -63,6 +63,8 @@ pub struct Context {
     pub memos: Arc<Memos>,
     /// Told of every reconcile, for `/healthz`.
     pub liveness: Arc<Liveness>,
+    /// What each resource's syncs cost, for the rate-limit check.
+    pub demand: Arc<Demand>,
 }
 
 /// Reconciles one resource. Sync failures are part of the state machine (they land in
@@ -78,6 +80,19 @@ pub async fn reconcile(obj: Arc<ModelArtsNodePool>, ctx: Arc<Context>) -> Result
         return Ok(Action::requeue(wait));
     }
     let _timer = ctx.metrics.reconcile_timer();
+    let lag = memo
+        .as_ref()
+        .filter(|m| m.generation == generation)
+        .map_or(Duration::ZERO, |m| {
+            Instant::now().saturating_duration_since(m.next_due)
+        });
+    ctx.metrics
+        .sync_lag
+        .get_or_create(&PoolLabels {
+            namespace: obj.namespace().unwrap_or_default(),
+            name: obj.name_any(),
+        })
+        .set(lag.as_secs_f64());
     let failures_before = decide::failures_so_far(memo.as_ref(), generation);
     let result = sync_once(&obj, &ctx).await;
     let decision = decide::after_sync(
@@ -117,8 +132,8 @@ async fn sync_once(obj: &ModelArtsNodePool, ctx: &Context) -> SyncOnce {
         };
     }
     match sync_pool(obj, ctx).await {
-        Ok(summary) => SyncOnce {
-            outcome: Outcome::Synced(Box::new(summary)),
+        Ok(observed) => SyncOnce {
+            outcome: Outcome::Synced(Box::new(observed)),
             retry_after: None,
             interval,
         },
@@ -180,6 +195,9 @@ async fn act(
     }
     if let Some(status) = decision.write.as_ref().or(obj.status.as_ref()) {
         ctx.metrics.observe_status(&ns, &name, status);
+    }
+    if matches!(outcome, Outcome::Synced(_)) {
+        ctx.metrics.synced_at(&ns, &name, jiff::Timestamp::now());
     }
     let result = match outcome {
         Outcome::Synced(_) => "synced",
@@ -256,7 +274,7 @@ fn unit() -> f64 {
 }
 
 /// Credentials → every page → summary, for one resource.
-async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary> {
+async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Observed> {
     let spec = &obj.spec;
     let url = endpoint::resolve(
         spec.region.as_deref(),
@@ -284,9 +302,21 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary
     };
     let page_size = u32::try_from(spec.page_size.clamp(1, 500)).unwrap_or(500);
     let max_nodes = usize::try_from(spec.max_nodes_in_status.max(0)).unwrap_or(0);
-    let (summary, stats) =
-        fetch::fetch_summary(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
+    let (observed, stats) =
+        fetch::fetch_observed(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
     ctx.metrics.pages.inc_by(stats.pages as u64);
+    if let Some(uid) = obj.uid() {
+        let interval =
+            parse_duration("spec.syncInterval", &spec.sync_interval).unwrap_or(Duration::from_secs(60));
+        let requests_per_sync = u32::try_from(stats.pages).unwrap_or(u32::MAX).saturating_add(1);
+        ctx.demand.record(
+            &uid,
+            Load {
+                requests_per_sync,
+                interval,
+            },
+        );
+    }
     ctx.metrics.retries.inc_by(u64::from(stats.retries));
     info!(
         nodes = stats.nodes,
@@ -294,7 +324,7 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<PoolSummary
         retries = stats.retries,
         "listed node pool"
     );
-    Ok(summary)
+    Ok(observed)
 }
 
 /// Reads the one Secret the resource names, at every sync, so a rotation applies at

@@ -179,11 +179,13 @@ impl Harness {
                 policy: Policy {
                     heartbeat: Duration::from_secs(300),
                     max_backoff: MAX_BACKOFF,
+                    desired_grace: Duration::from_secs(1800),
                 },
             },
             metrics: Arc::new(Metrics::default()),
             default_credentials: None,
             liveness: Arc::new(Liveness::new(memos.clone(), Duration::from_secs(900))),
+            demand: Default::default(),
             memos,
         })
     }
@@ -401,6 +403,7 @@ async fn a_spec_change_mid_backoff_syncs_at_once() {
             default_credentials: None,
             memos: h.ctx.memos.clone(),
             liveness: h.ctx.liveness.clone(),
+            demand: h.ctx.demand.clone(),
         }),
         ..h
     };

@@ -4,10 +4,15 @@
 //! Events are derived from persisted status rather than from memory, so an operator
 //! restart (or a second replica) never repeats them.
 
-use crate::{crd::ModelArtsNodePoolStatus, summary::PoolSummary};
+use crate::{
+    crd::ModelArtsNodePoolStatus,
+    decide::Policy,
+    nodepool::{self, NodePoolState},
+    summary::PoolSummary,
+    wire_pool::NodePool,
+};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use std::time::Duration;
 
 /// Condition: the last fetch from ModelArts succeeded.
 pub const SYNCED: &str = "Synced";
@@ -15,6 +20,8 @@ pub const SYNCED: &str = "Synced";
 pub const HEALTHY: &str = "Healthy";
 /// Condition: synced and healthy.
 pub const READY: &str = "Ready";
+/// Condition: the node pool is converging on its desired count.
+pub const SCALING: &str = "Scaling";
 
 /// How many node names a message or event lists before saying "and N more".
 const NAMES_IN_MESSAGE: usize = 10;
@@ -23,7 +30,7 @@ const NAMES_IN_MESSAGE: usize = 10;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Every page was read and summarized.
-    Synced(Box<PoolSummary>),
+    Synced(Box<Observed>),
     /// The sync failed; `reason` is a CamelCase condition reason.
     Failed {
         /// e.g. `AuthenticationFailed`, `Throttled`.
@@ -35,14 +42,53 @@ pub enum Outcome {
     Suspended,
 }
 
-/// Computes the next status. `heartbeat` bounds how stale `lastSyncTime` may get
+/// What a successful sync read: every node, and the node-pool object beside them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// The listed nodes, summarized.
+    pub nodes: PoolSummary,
+    /// `ShowNodePool`'s answer; its failure does not fail the sync.
+    pub node_pool: NodePoolRead,
+}
+
+impl From<PoolSummary> for Observed {
+    /// Nodes with an empty node-pool answer (no desired count known).
+    fn from(nodes: PoolSummary) -> Self {
+        Observed {
+            nodes,
+            node_pool: NodePoolRead::default(),
+        }
+    }
+}
+
+/// The outcome of reading the node-pool object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodePoolRead {
+    /// The node pool as ModelArts reported it.
+    Read(Box<NodePool>),
+    /// The read failed; `status.nodePool` keeps its last value.
+    Failed {
+        /// CamelCase reason.
+        reason: String,
+        /// Human text.
+        message: String,
+    },
+}
+
+impl Default for NodePoolRead {
+    fn default() -> Self {
+        NodePoolRead::Read(Box::default())
+    }
+}
+
+/// Computes the next status. `policy.heartbeat` bounds how stale `lastSyncTime` may get
 /// while nothing else changes, so an unchanged pool costs no write in between.
 pub fn next_status(
     prev: Option<&ModelArtsNodePoolStatus>,
     generation: Option<i64>,
     outcome: &Outcome,
     now: Timestamp,
-    heartbeat: Duration,
+    policy: &Policy,
 ) -> ModelArtsNodePoolStatus {
     let empty = ModelArtsNodePoolStatus::default();
     let prev = prev.unwrap_or(&empty);
@@ -51,14 +97,18 @@ pub fn next_status(
         ..prev.clone()
     };
     let (synced, healthy_from): (Condition, Option<&PoolSummary>) = match outcome {
-        Outcome::Synced(summary) => {
-            next.pool = Some(summary.as_ref().clone());
+        Outcome::Synced(seen) => {
+            let summary = &seen.nodes;
+            next.pool = Some(summary.clone());
             let msg = format!("Listed {} nodes from ModelArts", summary.node_count);
             (cond(SYNCED, "True", "Synced", &msg), Some(summary))
         }
         Outcome::Failed { reason, message } => {
             let msg = match &prev.last_sync_time {
-                Some(t) => format!("{message}; showing node data from the last successful sync at {t}"),
+                Some(t) => format!(
+                    "{message}; showing node data from the last successful sync at {t}{}",
+                    age(t, now)
+                ),
                 None => format!("{message}; no successful sync yet"),
             };
             (cond(SYNCED, "False", reason, &msg), prev.pool.as_ref())
@@ -71,17 +121,50 @@ pub fn next_status(
             (cond(SYNCED, "Unknown", "Suspended", &msg), prev.pool.as_ref())
         }
     };
+    let scaling = match outcome {
+        Outcome::Synced(seen) => match &seen.node_pool {
+            NodePoolRead::Read(np) => {
+                let state = nodepool::observe(np, &seen.nodes, prev.node_pool.as_ref(), now);
+                let s = nodepool::scaling(&state, &seen.nodes);
+                next.node_pool = Some(state);
+                cond(SCALING, s.status, s.reason, &s.message)
+            }
+            NodePoolRead::Failed { reason, message } => cond(
+                SCALING,
+                "Unknown",
+                reason,
+                &format!("Reading the node pool failed: {message}"),
+            ),
+        },
+        _ => match prev.conditions.iter().find(|c| c.type_ == SCALING) {
+            Some(c) => c.clone(),
+            None => cond(SCALING, "Unknown", "NotSynced", "Node pool not read yet"),
+        },
+    };
+    let fresh_pool: Option<&NodePoolState> = match outcome {
+        Outcome::Synced(seen) if matches!(seen.node_pool, NodePoolRead::Read(_)) => next.node_pool.as_ref(),
+        _ => None,
+    };
+    let pool_problem = fresh_pool
+        .zip(healthy_from)
+        .and_then(|(state, listed)| nodepool::health_problem(state, listed, now, policy.desired_grace));
     let healthy = match healthy_from {
         None => cond(HEALTHY, "Unknown", "NotSynced", "Node pool not read yet"),
-        Some(s) if s.phases.abnormal == 0 => cond(HEALTHY, "True", "NoAbnormalNodes", "No node is Abnormal"),
+        Some(s) if s.phases.abnormal == 0 => match &pool_problem {
+            Some((reason, message)) => cond(HEALTHY, "False", reason, message),
+            None => cond(HEALTHY, "True", "NoAbnormalNodes", "No node is Abnormal"),
+        },
         Some(s) => {
             let counts = format!("{} of {} nodes Abnormal", s.phases.abnormal, s.node_count);
             let listed = names(&s.abnormal_nodes, s.phases.abnormal);
-            let msg = if listed.is_empty() {
+            let mut msg = if listed.is_empty() {
                 counts
             } else {
                 format!("{counts}: {listed}")
             };
+            if let Some((_, also)) = &pool_problem {
+                msg = format!("{msg}; also {also}");
+            }
             cond(HEALTHY, "False", "NodesAbnormal", &msg)
         }
     };
@@ -90,7 +173,7 @@ pub fn next_status(
         ("True", _) => cond(READY, "False", &healthy.reason, &healthy.message),
         _ => cond(READY, "False", &synced.reason, &synced.message),
     };
-    let conditions = [synced, healthy, ready]
+    let conditions = [synced, healthy, ready, scaling]
         .into_iter()
         .map(|c| carry_transition_time(c, &prev.conditions, generation, now))
         .collect();
@@ -103,7 +186,7 @@ pub fn next_status(
             .last_sync_time
             .as_deref()
             .and_then(|t| t.parse::<Timestamp>().ok())
-            .is_none_or(|t| now.duration_since(t).unsigned_abs() >= heartbeat);
+            .is_none_or(|t| now.duration_since(t).unsigned_abs() >= policy.heartbeat);
         next.last_sync_time = if candidate != *prev || stale {
             Some(rfc3339(now))
         } else {
@@ -111,6 +194,21 @@ pub fn next_status(
         };
     }
     next
+}
+
+/// `, 12m old`: how old the shown data is, in whole minutes (so a persisting failure
+/// rewrites its message at most once a minute).
+fn age(last_sync: &str, now: Timestamp) -> String {
+    let Ok(t) = last_sync.parse::<Timestamp>() else {
+        return String::new();
+    };
+    let secs = now.duration_since(t).as_secs().max(0) as u64;
+    let minutes = std::time::Duration::from_secs(secs / 60 * 60);
+    if minutes.is_zero() {
+        ", less than a minute old".into()
+    } else {
+        format!(", {} old", nodepool::humantime(minutes))
+    }
 }
 
 /// An RFC 3339 timestamp with second precision, as Kubernetes writes them.
@@ -295,8 +393,13 @@ pub fn event_note(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::{summary::summarize, wire::Node};
+    use std::time::Duration;
 
-    const HB: Duration = Duration::from_secs(300);
+    const HB: &Policy = &Policy {
+        heartbeat: Duration::from_secs(300),
+        max_backoff: Duration::from_secs(300),
+        desired_grace: Duration::from_secs(1800),
+    };
 
     fn pool(abnormal: &[&str], healthy: usize) -> PoolSummary {
         let mut nodes = Vec::new();
@@ -325,12 +428,126 @@ mod tests {
         (c.status.as_str(), c.reason.as_str())
     }
 
+    fn with_node_pool(nodes: PoolSummary, json: &str) -> Outcome {
+        Outcome::Synced(Box::new(Observed {
+            nodes,
+            node_pool: NodePoolRead::Read(Box::new(serde_json::from_str(json).unwrap())),
+        }))
+    }
+
+    #[test]
+    fn scaling_out_is_converging_until_every_desired_node_is_listed() {
+        let want8 = r#"{"spec":{"resources":{"flavor":"f","count":8}},"status":{"resources":{"creating":{"count":4}}}}"#;
+        let a = next_status(
+            None,
+            Some(1),
+            &with_node_pool(pool(&[], 4), want8),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
+        assert_eq!(status_of(&a, SCALING), ("True", "ScalingUp"));
+        assert_eq!(
+            condition(&a, SCALING).unwrap().message,
+            "4 of 8 desired nodes listed; 4 creating"
+        );
+        assert_eq!(status_of(&a, READY), ("True", "Ready"), "within the grace period");
+        assert_eq!(a.node_pool.as_ref().unwrap().desired, Some(8));
+        let done = r#"{"spec":{"resources":{"flavor":"f","count":8}},"status":{"resources":{"available":{"count":8}}}}"#;
+        let b = next_status(
+            Some(&a),
+            Some(1),
+            &with_node_pool(pool(&[], 8), done),
+            t("2026-01-01T00:10:00Z"),
+            HB,
+        );
+        assert_eq!(status_of(&b, SCALING), ("False", "Converged"));
+        assert_eq!(b.node_pool.as_ref().unwrap().below_desired_since, None);
+        assert_eq!(
+            condition(&b, SCALING).unwrap().last_transition_time.0,
+            t("2026-01-01T00:10:00Z")
+        );
+    }
+
+    #[test]
+    fn a_creation_failure_or_a_long_shortfall_is_unhealthy() {
+        let failed = r#"{"spec":{"resources":{"flavor":"gpu8","count":8}},"status":{"resources":{"creationFailed":{"count":2}}}}"#;
+        let s = next_status(
+            None,
+            Some(1),
+            &with_node_pool(pool(&[], 6), failed),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
+        assert_eq!(status_of(&s, HEALTHY), ("False", "NodeCreationFailed"));
+        assert_eq!(status_of(&s, READY), ("False", "NodeCreationFailed"));
+        assert_eq!(status_of(&s, SCALING), ("False", "CreationFailed"));
+
+        let short = r#"{"spec":{"resources":{"count":8}}}"#;
+        let a = next_status(
+            None,
+            Some(1),
+            &with_node_pool(pool(&[], 6), short),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
+        assert_eq!(status_of(&a, HEALTHY), ("True", "NoAbnormalNodes"));
+        let b = next_status(
+            Some(&a),
+            Some(1),
+            &with_node_pool(pool(&[], 6), short),
+            t("2026-01-01T00:31:00Z"),
+            HB,
+        );
+        assert_eq!(status_of(&b, HEALTHY), ("False", "BelowDesired"));
+        assert_eq!(status_of(&b, READY), ("False", "BelowDesired"));
+        let both = next_status(
+            Some(&b),
+            Some(1),
+            &with_node_pool(pool(&["n-1"], 5), short),
+            t("2026-01-01T00:32:00Z"),
+            HB,
+        );
+        let h = condition(&both, HEALTHY).unwrap();
+        assert_eq!(h.reason, "NodesAbnormal");
+        assert!(
+            h.message
+                .contains("also 6 of 8 desired nodes listed since 2026-01-01T00:00:00Z"),
+            "{}",
+            h.message
+        );
+    }
+
+    #[test]
+    fn a_failed_node_pool_read_keeps_node_data_and_the_last_node_pool_view() {
+        let want = r#"{"spec":{"resources":{"count":3}}}"#;
+        let a = next_status(
+            None,
+            Some(1),
+            &with_node_pool(pool(&[], 3), want),
+            t("2026-01-01T00:00:00Z"),
+            HB,
+        );
+        let o = Outcome::Synced(Box::new(Observed {
+            nodes: pool(&[], 4),
+            node_pool: NodePoolRead::Failed {
+                reason: "Throttled".into(),
+                message: "APIGW.0308".into(),
+            },
+        }));
+        let b = next_status(Some(&a), Some(1), &o, t("2026-01-01T00:01:00Z"), HB);
+        assert_eq!(status_of(&b, SYNCED), ("True", "Synced"));
+        assert_eq!(b.pool.as_ref().unwrap().node_count, 4);
+        assert_eq!(b.node_pool, a.node_pool);
+        assert_eq!(status_of(&b, SCALING), ("Unknown", "Throttled"));
+        assert_eq!(status_of(&b, HEALTHY), ("True", "NoAbnormalNodes"));
+    }
+
     #[test]
     fn first_sync_sets_all_conditions() {
         let s = next_status(
             None,
             Some(1),
-            &Outcome::Synced(Box::new(pool(&[], 3))),
+            &Outcome::Synced(Box::new(pool(&[], 3).into())),
             t("2026-01-01T00:00:00Z"),
             HB,
         );
@@ -344,7 +561,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_pool_yields_an_identical_status_until_the_heartbeat() {
-        let o = Outcome::Synced(Box::new(pool(&[], 3)));
+        let o = Outcome::Synced(Box::new(pool(&[], 3).into()));
         let a = next_status(None, Some(1), &o, t("2026-01-01T00:00:00Z"), HB);
         let b = next_status(Some(&a), Some(1), &o, t("2026-01-01T00:01:00Z"), HB);
         assert_eq!(a, b, "no write needed");
@@ -358,14 +575,14 @@ mod tests {
         let a = next_status(
             None,
             Some(1),
-            &Outcome::Synced(Box::new(pool(&[], 3))),
+            &Outcome::Synced(Box::new(pool(&[], 3).into())),
             t("2026-01-01T00:00:00Z"),
             HB,
         );
         let b = next_status(
             Some(&a),
             Some(1),
-            &Outcome::Synced(Box::new(pool(&[], 4))),
+            &Outcome::Synced(Box::new(pool(&[], 4).into())),
             t("2026-01-01T00:01:00Z"),
             HB,
         );
@@ -377,7 +594,7 @@ mod tests {
         let a = next_status(
             None,
             Some(1),
-            &Outcome::Synced(Box::new(pool(&[], 3))),
+            &Outcome::Synced(Box::new(pool(&[], 3).into())),
             t("2026-01-01T00:00:00Z"),
             HB,
         );
@@ -392,18 +609,34 @@ mod tests {
         assert_eq!(status_of(&b, READY), ("False", "Throttled"));
         assert_eq!(status_of(&b, HEALTHY), ("True", "NoAbnormalNodes"));
         let msg = &condition(&b, SYNCED).unwrap().message;
-        assert!(
-            msg.contains("APIGW.0308") && msg.contains("2026-01-01T00:00:00Z"),
-            "{msg}"
+        assert_eq!(
+            msg,
+            "APIGW.0308: too many; showing node data from the last successful sync at 2026-01-01T00:00:00Z, 1m old"
         );
         assert_eq!(
             condition(&b, SYNCED).unwrap().last_transition_time.0,
             t("2026-01-01T00:01:00Z")
         );
-        let again = next_status(Some(&b), Some(1), &fail, t("2026-01-01T00:02:00Z"), HB);
-        assert_eq!(again, b, "a persisting failure writes nothing new");
+        let again = next_status(Some(&b), Some(1), &fail, t("2026-01-01T00:01:59Z"), HB);
+        assert_eq!(
+            again, b,
+            "a persisting failure within the minute writes nothing new"
+        );
         assert_eq!(transitions(Some(&a), &b).len(), 1);
         assert!(transitions(Some(&b), &again).is_empty());
+        // Later, only the data age in the message moves: no event, transition time kept.
+        let later = next_status(Some(&b), Some(1), &fail, t("2026-01-01T01:30:00Z"), HB);
+        assert!(
+            condition(&later, SYNCED)
+                .unwrap()
+                .message
+                .ends_with(", 1h30m old")
+        );
+        assert_eq!(
+            condition(&later, SYNCED).unwrap().last_transition_time,
+            condition(&b, SYNCED).unwrap().last_transition_time
+        );
+        assert!(transitions(Some(&b), &later).is_empty());
     }
 
     #[test]
@@ -411,14 +644,14 @@ mod tests {
         let a = next_status(
             None,
             Some(1),
-            &Outcome::Synced(Box::new(pool(&[], 3))),
+            &Outcome::Synced(Box::new(pool(&[], 3).into())),
             t("2026-01-01T00:00:00Z"),
             HB,
         );
         let b = next_status(
             Some(&a),
             Some(1),
-            &Outcome::Synced(Box::new(pool(&["gpu-7"], 3))),
+            &Outcome::Synced(Box::new(pool(&["gpu-7"], 3).into())),
             t("2026-01-01T00:01:00Z"),
             HB,
         );
@@ -437,7 +670,7 @@ mod tests {
         let c = next_status(
             Some(&b),
             Some(1),
-            &Outcome::Synced(Box::new(pool(&[], 3))),
+            &Outcome::Synced(Box::new(pool(&[], 3).into())),
             t("2026-01-01T00:02:00Z"),
             HB,
         );
@@ -458,7 +691,7 @@ mod tests {
         next_status(
             None,
             Some(1),
-            &Outcome::Synced(Box::new(p)),
+            &Outcome::Synced(Box::new(p.into())),
             t("2026-01-01T00:00:00Z"),
             HB,
         )
@@ -475,7 +708,7 @@ mod tests {
         let b = next_status(
             Some(&a),
             Some(1),
-            &Outcome::Synced(Box::new(summarize(&nodes, 0))),
+            &Outcome::Synced(Box::new(summarize(&nodes, 0).into())),
             t("2026-01-01T00:01:00Z"),
             HB,
         );
@@ -534,7 +767,7 @@ mod tests {
         let b = next_status(
             Some(&a),
             Some(1),
-            &Outcome::Synced(Box::new(summarize(&nodes(&["a", "b", "c"]), 2))),
+            &Outcome::Synced(Box::new(summarize(&nodes(&["a", "b", "c"]), 2).into())),
             t("2026-01-01T00:01:00Z"),
             HB,
         );
@@ -576,7 +809,7 @@ mod tests {
         let a = next_status(
             None,
             Some(1),
-            &Outcome::Synced(Box::new(pool(&[], 3))),
+            &Outcome::Synced(Box::new(pool(&[], 3).into())),
             t("2026-01-01T00:00:00Z"),
             HB,
         );

@@ -304,6 +304,33 @@ fn namespaced_values_use_a_role_in_the_watched_namespace_only() {
     let sm = one(&objs, "ServiceMonitor");
     assert_eq!(sm["metadata"]["labels"]["release"], "prometheus");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+
+    // The PrometheusRule: selected by the same release label, every alert with the extra
+    // labels, a severity and a runbook, and selecting the job the ServiceMonitor produces.
+    let rule = one(&objs, "PrometheusRule");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let alerts: Vec<&serde_json::Value> = rule["spec"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+        .collect();
+    assert_eq!(alerts.len(), 7);
+    for a in alerts {
+        assert_eq!(a["labels"]["team"], "ml-platform", "{a}");
+        assert!(a["labels"]["severity"].is_string(), "{a}");
+        assert!(
+            a["annotations"]["runbook"].as_str().is_some_and(|r| r.len() > 40),
+            "{a}"
+        );
+        assert!(
+            a["expr"].as_str().unwrap_or("").contains(&format!(
+                "job=\"{}\"",
+                sm["metadata"]["name"].as_str().unwrap_or("?")
+            )),
+            "{a}"
+        );
+    }
 }
 
 #[test]
@@ -401,6 +428,10 @@ fn deployment_serves_metrics_and_probes_on_all_interfaces() {
     assert!(
         all_of(&objs, "ServiceMonitor").is_empty(),
         "ServiceMonitor must be opt-in"
+    );
+    assert!(
+        all_of(&objs, "PrometheusRule").is_empty(),
+        "PrometheusRule must be opt-in"
     );
 
     // A changed port moves the listener, the container port and the Service together.

@@ -358,3 +358,84 @@ async fn node_changes_are_seen_on_the_next_listing() {
     assert_eq!(after.phases.abnormal, 1);
     assert_eq!(after.abnormal_nodes, vec!["node-dly-4"]);
 }
+
+#[tokio::test]
+async fn node_pool_object_in_both_documented_shapes_and_the_pool_listing() {
+    let s = sim().await;
+    let client = ModelArtsClient::new(fast()).unwrap();
+    let url = Url::parse(&s.endpoint()).unwrap();
+    // By default a node pool wants exactly what it has: gpu-a100 has 4 nodes, node 4
+    // Abnormal (support/expected.rs).
+    let np = client
+        .show_node_pool(&url, &demo_creds(), &pool("gpu-a100"))
+        .await
+        .unwrap();
+    assert_eq!(np.spec.resources.count, Some(4));
+    assert_eq!(
+        np.spec.resources.flavor.as_deref(),
+        Some("modelarts.bm.gpu.a100.8")
+    );
+    assert_eq!((np.status.available, np.status.abnormal), (Some(3), Some(1)));
+    assert_eq!(np.status.creation_failed, None);
+
+    // Scaling set through the control API, served first as objects, then as arrays.
+    let control = format!(
+        "{}/_sim/nodepools/{DEMO_PROJECT_ID}/{DEMO_POOL}/gpu-a100/scaling",
+        s.endpoint()
+    );
+    let http = reqwest::Client::new();
+    for arrays in [false, true] {
+        let body = serde_json::json!({
+            "desired": 8, "maxCount": 12, "creationFailed": 2,
+            "azs": {"cn-north-4a": 5, "cn-north-4b": 3}, "statusAsArrays": arrays
+        });
+        let resp = http.put(&control).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 204);
+        let np = client
+            .show_node_pool(&url, &demo_creds(), &pool("gpu-a100"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (np.spec.resources.count, np.spec.resources.max_count),
+            (Some(8), Some(12)),
+            "arrays={arrays}"
+        );
+        let azs: Vec<(String, i64)> = np
+            .spec
+            .resources
+            .azs
+            .iter()
+            .map(|a| (a.az.clone(), a.count))
+            .collect();
+        assert_eq!(
+            azs,
+            [("cn-north-4a".to_string(), 5), ("cn-north-4b".to_string(), 3)]
+        );
+        assert_eq!(
+            (np.status.available, np.status.creation_failed),
+            (Some(3), Some(2)),
+            "arrays={arrays}"
+        );
+    }
+    let bad = http
+        .put(&control)
+        .json(&serde_json::json!({"desird": 8}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400, "a typo in the control body is refused");
+    assert!(bad.text().await.unwrap().contains("desird"));
+
+    let pools = client
+        .list_node_pools(&url, &demo_creds(), DEMO_PROJECT_ID, DEMO_POOL)
+        .await
+        .unwrap();
+    let names: Vec<&str> = pools.iter().map(|p| p.metadata.name.as_str()).collect();
+    assert!(
+        names.contains(&"gpu-a100") && names.contains(&DEMO_NODEPOOL),
+        "{names:?}"
+    );
+    let gpu = pools.iter().find(|p| p.metadata.name == "gpu-a100").unwrap();
+    assert_eq!(gpu.spec.resources.count, Some(8));
+    s.shutdown().await;
+}

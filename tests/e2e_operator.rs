@@ -22,11 +22,12 @@ use modelarts_operator::summary::PoolSummary;
 use modelarts_simulator::{
     CredentialSpec, DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODE,
     DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, FaultKind, GenerateSpec, NodePatch,
-    NodePoolSpec,
+    NodePoolSpec, ScalingSpec,
 };
 use operator::{E2e, TIMEOUT, cond, cond_message, has_cond, summarize_events, wait_until};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 const READY: &[(&str, &str, &str)] = &[
     ("Synced", "True", "Synced"),
@@ -163,11 +164,13 @@ async fn seed_example_status_and_printer_columns() {
             "NAME",
             "POOL",
             "NODEPOOL",
+            "DESIRED",
             "NODES",
             "AVAILABLE",
             "ABNORMAL",
             "READY",
             "AGE",
+            "SCALING",
             "CREATING",
             "DELETING",
             "CHECKING",
@@ -186,10 +189,12 @@ async fn seed_example_status_and_printer_columns() {
         ("NAME", "seed"),
         ("POOL", DEMO_POOL),
         ("NODEPOOL", DEMO_NODEPOOL),
+        ("DESIRED", "1"),
         ("NODES", "1"),
         ("AVAILABLE", "1"),
         ("ABNORMAL", "0"),
         ("READY", "True"),
+        ("SCALING", "Converged"),
         ("CREATING", "0"),
         ("DELETING", "0"),
         ("CHECKING", "0"),
@@ -1002,9 +1007,14 @@ async fn namespaced_install_sees_only_its_namespace() {
         "ns-b's node pool was requested"
     );
     let recent = e.sim.state().stats().recent;
-    let needle = format!("/nodepools/{DEMO_NODEPOOL}/nodes");
+    // Each sync reads ns-a's node list and its node-pool object, nothing else.
+    let nodes = format!("/nodepools/{DEMO_NODEPOOL}/nodes");
+    let object = format!("/nodepools/{DEMO_NODEPOOL}");
     assert!(
-        !recent.is_empty() && recent.iter().all(|r| r.path.ends_with(&needle)),
+        !recent.is_empty()
+            && recent
+                .iter()
+                .all(|r| r.path.ends_with(&nodes) || r.path.ends_with(&object)),
         "only ns-a's node pool is requested: {:?}",
         recent.iter().map(|r| &r.path).collect::<Vec<_>>()
     );
@@ -1141,5 +1151,323 @@ async fn recreated_resource_gets_status_at_once() {
     let second = e.wait_conds(&ns, "np", READY).await;
     assert_ne!(first.metadata.uid, second.metadata.uid, "a new object");
     assert_eq!(second.metadata.generation, Some(1));
+    e.finish().await;
+}
+
+fn generated_node(i: usize, phase: &str) -> modelarts_operator::wire::Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("scale-node-{i:02}")},
+        "spec": {"flavor": "modelarts.vm.8u32g"},
+        "status": {"phase": phase, "resources": {"cpu": "8", "memory": "32Gi"}},
+    }))
+    .expect("a node")
+}
+
+/// Node-pool truth: a node pool scaling from 4 to 8 desired nodes, its nodes appearing
+/// over several syncs, is `Scaling=True/ScalingUp` until all 8 are listed and Available,
+/// then `Converged`; a creation failure turns `Healthy` False with the reason named;
+/// `kubectl get mann` shows desired against listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_out_converges_and_a_creation_failure_is_unhealthy() {
+    let Some(e) = E2e::start(
+        "scaling_out_converges_and_a_creation_failure_is_unhealthy",
+        "e2e-scale",
+    )
+    .await
+    else {
+        return;
+    };
+    let ns = e.ns.clone();
+    let at = (DEMO_PROJECT_ID, DEMO_POOL, "scale-out");
+    let st = e.sim.state();
+    st.put_node_pool(
+        DEMO_PROJECT_ID,
+        DEMO_POOL,
+        NodePoolSpec {
+            name: "scale-out".into(),
+            nodes: (1..=4).map(|i| generated_node(i, "Available")).collect(),
+            ..Default::default()
+        },
+    )
+    .expect("node pool");
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    e.create_pool(&ns, "np", "scale-out", "creds", json!({})).await;
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[("Ready", "True", "Ready"), ("Scaling", "False", "Converged")],
+        )
+        .await;
+    assert_eq!(
+        obj.status.as_ref().unwrap().node_pool.as_ref().unwrap().desired,
+        Some(4)
+    );
+
+    // The user scales to 8: ModelArts now wants 8 and reports 4 being created.
+    let want8 = |creation_failed: u32| ScalingSpec {
+        desired: Some(8),
+        creation_failed,
+        ..Default::default()
+    };
+    st.set_scaling(at.0, at.1, at.2, want8(0)).expect("scaling");
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[("Scaling", "True", "ScalingUp"), ("Ready", "True", "Ready")],
+        )
+        .await;
+    assert_eq!(cond_message(&obj, "Scaling"), "4 of 8 desired nodes listed");
+    // Nodes appear over several syncs: two Creating, then two more, then all Available.
+    for i in 5..=6 {
+        st.put_node(at, generated_node(i, "Creating")).expect("node");
+    }
+    let obj = e
+        .wait_pool(&ns, "np", "6 nodes listed", |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.pool.as_ref())
+                .is_some_and(|p| p.node_count == 6)
+        })
+        .await;
+    assert!(has_cond(&obj, "Scaling", "True", "ScalingUp"));
+    assert_eq!(
+        cond_message(&obj, "Scaling"),
+        "6 of 8 desired nodes listed; 2 creating"
+    );
+    for i in 7..=8 {
+        st.put_node(at, generated_node(i, "Creating")).expect("node");
+    }
+    let obj = e
+        .wait_pool(&ns, "np", "8 nodes listed", |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.pool.as_ref())
+                .is_some_and(|p| p.node_count == 8)
+        })
+        .await;
+    assert_eq!(
+        cond_message(&obj, "Scaling"),
+        "8 of 8 desired nodes listed; 4 creating"
+    );
+    for i in 5..=8 {
+        st.put_node(at, generated_node(i, "Available")).expect("node");
+    }
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[("Scaling", "False", "Converged"), ("Ready", "True", "Ready")],
+        )
+        .await;
+    assert_eq!(cond_message(&obj, "Scaling"), "8 of 8 desired nodes listed");
+
+    let out = std::process::Command::new(operator::kubectl())
+        .args(["get", "mann", "np", "-n", &ns])
+        .output()
+        .expect("kubectl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let row: BTreeMap<String, String> = table(&text)[0].iter().cloned().collect();
+    assert_eq!(
+        (row["DESIRED"].as_str(), row["NODES"].as_str()),
+        ("8", "8"),
+        "\n{text}"
+    );
+
+    // Scaling to 9 where the ninth node fails to create: unhealthy at once, reason named.
+    st.set_scaling(
+        at.0,
+        at.1,
+        at.2,
+        ScalingSpec {
+            desired: Some(9),
+            creation_failed: 1,
+            ..Default::default()
+        },
+    )
+    .expect("scaling");
+    let obj = e
+        .wait_conds(
+            &ns,
+            "np",
+            &[
+                ("Healthy", "False", "NodeCreationFailed"),
+                ("Ready", "False", "NodeCreationFailed"),
+                ("Scaling", "False", "CreationFailed"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        cond_message(&obj, "Healthy"),
+        "1 node of flavor modelarts.vm.8u32g failed to create; 8 of 9 desired nodes listed"
+    );
+    let np = obj.status.as_ref().unwrap().node_pool.clone().unwrap();
+    assert_eq!((np.desired, np.creation_failed), (Some(9), Some(1)));
+    e.finish().await;
+}
+
+/// Onboarding: `inspect --pool P` without `--nodepool` lists the pool's node pools with desired
+/// and actual counts; `--manifests` prints resources that the API server accepts as they are and
+/// that the operator then syncs to Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_lists_node_pools_and_prints_manifests_that_apply() {
+    let Some(e) = E2e::start(
+        "inspect_lists_node_pools_and_prints_manifests_that_apply",
+        "e2e-onb",
+    )
+    .await
+    else {
+        return;
+    };
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    let inspect = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelarts-operator"))
+            .args(["inspect", "--project-id", DEMO_PROJECT_ID, "--pool", DEMO_POOL])
+            .args(["--endpoint", &e.sim.endpoint(), "--allow-http"])
+            .args(extra)
+            .env_clear()
+            .env("HUAWEICLOUD_SDK_AK", DEMO_ACCESS_KEY)
+            .env("HUAWEICLOUD_SDK_SK", DEMO_SECRET_KEY)
+            .output()
+            .expect("running inspect");
+        assert!(
+            out.status.success(),
+            "inspect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let listing = inspect(&[]);
+    let rows: BTreeMap<&str, Vec<&str>> = listing
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols[0], cols)
+        })
+        .collect();
+    // The demo data (support/expected.rs): gpu-a100 has 4 nodes, one Abnormal; nodepool-1 one node.
+    assert_eq!(
+        rows["gpu-a100"],
+        [
+            "gpu-a100",
+            "modelarts.bm.gpu.a100.8",
+            "4",
+            "4",
+            "3",
+            "-",
+            "1",
+            "-",
+            "-"
+        ],
+        "\n{listing}"
+    );
+    assert_eq!(rows[DEMO_NODEPOOL][2..5], ["1", "1", "1"], "\n{listing}");
+
+    let manifests = inspect(&["--manifests", "--namespace", &ns, "--secret", "creds"]);
+    let mut kubectl = std::process::Command::new(operator::kubectl())
+        .args(["apply", "-f", "-", "--kubeconfig"])
+        .arg(&e.admin_kubeconfig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running kubectl");
+    {
+        use std::io::Write;
+        let mut stdin = kubectl.stdin.take().expect("stdin");
+        stdin.write_all(manifests.as_bytes()).expect("writing manifests");
+    }
+    let apply = kubectl.wait_with_output().expect("kubectl apply");
+    assert!(
+        apply.status.success(),
+        "kubectl apply: {}\n{manifests}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let applied = String::from_utf8_lossy(&apply.stdout).to_string();
+    assert!(
+        applied.contains("modelartsnodepool.modelarts-operator.io/gpu-a100 created"),
+        "{applied}"
+    );
+    // The operator of this test reconciles only its shard: label the new resource into it.
+    let api: kube::Api<ModelArtsNodePool> = kube::Api::namespaced(e.admin.clone(), &ns);
+    api.patch(
+        DEMO_NODEPOOL,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"e2e": e.shard}}})),
+    )
+    .await
+    .expect("labelling the applied resource");
+    let obj = e
+        .wait_conds(
+            &ns,
+            DEMO_NODEPOOL,
+            &[("Synced", "True", "Synced"), ("Scaling", "False", "Converged")],
+        )
+        .await;
+    assert_eq!(pool_of(&obj).node_count, 1);
+    e.finish().await;
+}
+
+/// Sync lag made visible: with `--modelarts-qps 0.2` and six resources at `syncInterval: 10s`
+/// (6 × (1 page + 1 node-pool read) / 10 s = 1.2 requests/s needed), the operator warns with
+/// the numbers, exports the demand beside the limit, and the resources' syncs run late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_too_low_for_the_intervals_is_reported_with_numbers() {
+    let Some(mut e) = E2e::without_operator(
+        "a_rate_limit_too_low_for_the_intervals_is_reported_with_numbers",
+        "e2e-lag",
+    )
+    .await
+    else {
+        return;
+    };
+    e.config
+        .extra_args
+        .extend(["--modelarts-qps", "0.2", "--modelarts-burst", "1"].map(String::from));
+    let ns = e.ns.clone();
+    e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
+    for i in 0..6 {
+        e.create_pool(&ns, &format!("np-{i}"), DEMO_NODEPOOL, "creds", json!({}))
+            .await;
+    }
+    e.start_operator().await;
+    let needle = "6 resources need 1.20 ModelArts requests/s";
+    wait_until("the rate-limit warning", TIMEOUT, || async {
+        let log = e.op().log_tail(400);
+        if log.contains(needle) { Ok(()) } else { Err(log) }
+    })
+    .await;
+    let log = e.op().log_tail(400);
+    assert!(
+        log.contains("--modelarts-qps 0.2 cannot sustain the sync intervals")
+            && log.contains("every 6.0x its interval")
+            && log.contains("raise --modelarts-qps to at least 1.20"),
+        "{log}"
+    );
+    let metrics = e.op().metrics().await;
+    assert!(
+        metrics.contains("modelarts_operator_modelarts_qps_limit 0.2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("modelarts_operator_modelarts_required_qps 1.2"),
+        "{metrics}"
+    );
+    // Each resource is due every 10 s but the limit serves one sync per 10 s for all six:
+    // a resync starts seconds late, and the lag gauge shows it.
+    wait_until("a resync that started late", Duration::from_secs(90), || async {
+        let text = e.op().metrics().await;
+        let late: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("modelarts_operator_nodepool_sync_lag_seconds{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+            .filter(|lag: &f64| *lag > 5.0)
+            .collect();
+        if late.is_empty() { Err(text) } else { Ok(()) }
+    })
+    .await;
     e.finish().await;
 }

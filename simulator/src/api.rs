@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use modelarts_operator::wire::{ListMetadata, Node, NodeList, NodePhase};
 use serde_json::{Value, json};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The `X-Request-Id` of the request being handled (32 lower-hex chars).
@@ -280,20 +281,45 @@ fn bucket(phase: &NodePhase) -> &'static str {
     }
 }
 
+/// The node-pool object: desired shape from its scaling settings, its own buckets
+/// counted from the nodes (plus `creationFailed`), as objects or as OTC-style arrays.
 fn node_pool_json(np: &NodePoolRt) -> Value {
     let flavor = np.flavor.clone().unwrap_or_default();
-    let count = np.nodes.len();
-    let mut buckets = serde_json::Map::new();
+    let sc = &np.scaling;
+    let listed = np.nodes.len() as u64;
+    let desired = sc.desired.map_or(listed, u64::from);
+    let max_count = sc.max_count.map_or(desired.max(listed), u64::from);
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for n in &np.nodes {
-        let b = buckets
-            .entry(bucket(&n.status.phase))
-            .or_insert_with(|| json!({"flavor": flavor, "count": 0}));
-        b["count"] = json!(b["count"].as_u64().unwrap_or(0) + 1);
+        *counts.entry(bucket(&n.status.phase)).or_insert(0) += 1;
+    }
+    if sc.creation_failed > 0 {
+        counts.insert("creationFailed", u64::from(sc.creation_failed));
+    }
+    let mut buckets = serde_json::Map::new();
+    for (name, count) in counts {
+        let entry = json!({"flavor": flavor, "count": count});
+        let value = if sc.status_as_arrays {
+            json!([entry])
+        } else {
+            entry
+        };
+        buckets.insert(name.to_string(), value);
+    }
+    let azs: Vec<Value> = sc
+        .azs
+        .iter()
+        .map(|(az, count)| json!({"az": az, "count": count}))
+        .collect();
+    let mut resources =
+        json!({"flavor": flavor, "count": desired, "maxCount": max_count, "nodePool": np.name});
+    if !azs.is_empty() {
+        resources["azs"] = json!(azs);
     }
     json!({
         "apiVersion": "v2", "kind": "NodePool",
         "metadata": {"name": np.name},
-        "spec": {"resources": {"flavor": flavor, "count": count, "maxCount": count, "nodePool": np.name}},
+        "spec": {"resources": resources},
         "status": {"resources": buckets},
     })
 }

@@ -2,7 +2,7 @@
 //!
 //! Never expose it beyond loopback: anyone who reaches it can add credentials.
 
-use crate::data::{CredentialSpec, NodePoolSpec};
+use crate::data::{CredentialSpec, NodePoolSpec, ScalingSpec};
 use crate::faults::FaultSpec;
 use crate::state::SimState;
 use crate::world::{NodePatch, StateError};
@@ -39,6 +39,10 @@ pub fn router() -> Router<Arc<SimState>> {
         .route(
             "/_sim/nodepools/{project}/{pool}/{nodepool}",
             put(put_node_pool).delete(delete_node_pool),
+        )
+        .route(
+            "/_sim/nodepools/{project}/{pool}/{nodepool}/scaling",
+            put(put_scaling),
         )
         .route("/_sim/credentials", post(post_credential))
         .route("/_sim/credentials/{id}", delete(delete_credential))
@@ -148,6 +152,18 @@ async fn put_node_pool(State(st): Shared, Path((p, pool, np)): NodePoolPath, bod
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid node pool: {e}")),
     };
     match st.put_node_pool(&p, &pool, spec) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => state_error(e),
+    }
+}
+
+/// Replaces the node pool's own view: `{desired, maxCount, azs, creationFailed, statusAsArrays}`.
+async fn put_scaling(State(st): Shared, Path((p, pool, np)): NodePoolPath, body: Bytes) -> Response {
+    let scaling = match parse::<ScalingSpec>(&body, "scaling") {
+        Ok(s) => s,
+        Err(resp) => return *resp,
+    };
+    match st.set_scaling(&p, &pool, &np, scaling) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => state_error(e),
     }

@@ -128,6 +128,32 @@ pub struct NodePoolSpec {
     /// Deterministically generated nodes appended after `nodes`.
     #[serde(default)]
     pub generate: Option<GenerateSpec>,
+    /// How the node-pool object describes itself (desired count, failures, ...).
+    #[serde(default)]
+    pub scaling: ScalingSpec,
+}
+
+/// The node-pool object's own view, served by ShowNodePool/ListNodePools; by default
+/// the desired count is the number of nodes, so a plain pool looks converged.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScalingSpec {
+    /// `spec.resources.count`; defaults to the number of nodes.
+    #[serde(default)]
+    pub desired: Option<u32>,
+    /// `spec.resources.maxCount`; defaults to the larger of desired and nodes.
+    #[serde(default)]
+    pub max_count: Option<u32>,
+    /// Desired nodes per availability zone (`spec.resources.azs`).
+    #[serde(default)]
+    pub azs: BTreeMap<String, u32>,
+    /// `status.resources.creationFailed` count.
+    #[serde(default)]
+    pub creation_failed: u32,
+    /// Serve `status.resources.*` as arrays of per-flavor entries (the OTC documentation's
+    /// shape) instead of objects (the SDK models' shape).
+    #[serde(default)]
+    pub status_as_arrays: bool,
 }
 
 /// How to generate many similar nodes; no randomness, so every run serves the same list.

@@ -37,7 +37,7 @@ pub use auth::Lockout;
 pub use data::{
     CredentialSpec, DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODE,
     DEMO_NODEPOOL, DEMO_NPU_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, DEMO_TOKEN, GenerateSpec,
-    NodePoolSpec, PoolSpec, ProjectSpec, SimData,
+    NodePoolSpec, PoolSpec, ProjectSpec, ScalingSpec, SimData,
 };
 pub use faults::{Fault, FaultKind, FaultSpec};
 pub use paging::{ContinueToken, MAX_LIMIT};

@@ -6,7 +6,7 @@
 //! One `std::sync::Mutex` guards everything; critical sections are short and never await.
 
 use crate::auth::{AuthFailure, AuthRequest, Authenticator, Identity};
-use crate::data::{CredentialSpec, NodePoolSpec};
+use crate::data::{CredentialSpec, NodePoolSpec, ScalingSpec};
 use crate::faults::{Fault, FaultContext, FaultSet, Fired};
 use crate::world::{NodePatch, StateError, World};
 use modelarts_operator::wire::Node;
@@ -140,6 +140,17 @@ impl SimState {
     /// Adds or replaces a node pool (generators run now), creating project and pool.
     pub fn put_node_pool(&self, project: &str, pool: &str, spec: NodePoolSpec) -> Result<(), StateError> {
         self.lock().world.put_node_pool(project, pool, spec)
+    }
+
+    /// Sets a node pool's own view (desired count, failures, shape), keeping its nodes.
+    pub fn set_scaling(
+        &self,
+        project: &str,
+        pool: &str,
+        nodepool: &str,
+        scaling: ScalingSpec,
+    ) -> Result<(), StateError> {
+        self.lock().world.set_scaling((project, pool, nodepool), scaling)
     }
 
     /// Deletes a node pool.

@@ -4,7 +4,7 @@
 //! Plain data and its mutations, no locking, auth or faults: those belong to
 //! [`state`](crate::state), and the file format to [`data`](crate::data).
 
-use crate::data::{NodePoolSpec, SimData, nodepool_name_problem};
+use crate::data::{NodePoolSpec, ScalingSpec, SimData, nodepool_name_problem};
 use crate::generate::generate_nodes;
 use modelarts_operator::wire::{Node, NodePhase};
 use serde::Deserialize;
@@ -45,6 +45,8 @@ pub struct NodePoolRt {
     pub nodes: Vec<Node>,
     /// Bumped on every change, so tokens record which version they were minted for.
     pub generation: u64,
+    /// The node-pool object's own view (desired count, failures, response shape).
+    pub scaling: ScalingSpec,
 }
 
 impl NodePoolRt {
@@ -61,6 +63,7 @@ impl NodePoolRt {
             flavor,
             nodes,
             generation: 1,
+            scaling: spec.scaling,
         }
     }
 
@@ -292,6 +295,13 @@ impl World {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Changes a node pool's own view (desired count, failures, shape), keeping its nodes.
+    pub fn set_scaling(&mut self, at: (&str, &str, &str), scaling: ScalingSpec) -> Result<(), StateError> {
+        let np = self.node_pool_mut(at.0, at.1, at.2)?;
+        np.scaling = scaling;
         Ok(())
     }
 
