@@ -3,7 +3,8 @@
 //! the identity are pure functions; [`Election`] is the shell that campaigns in the background.
 
 use crate::error::{Error, Result};
-use kube::Client;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
@@ -11,6 +12,10 @@ use tracing::{info, warn};
 
 /// Where a Pod's ServiceAccount namespace is mounted.
 pub const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// How often a standby reads the Lease to notice a release. kube-lease-manager alone would
+/// wait for the old term to expire, so a leader stepping down on SIGTERM would save nothing.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
 
 /// Longest identity; the Lease's field manager (`kube-lease-manager-<identity>`) must fit 128.
 const MAX_IDENTITY: usize = 100;
@@ -117,6 +122,15 @@ pub fn identity(pod_name: Option<&str>, hostname: Option<&str>, suffix: &str) ->
     format!("{base}-{suffix}")
 }
 
+/// Whether nobody holds the Lease: released by a leader that stepped down, or never taken.
+pub fn released(lease: &Lease) -> bool {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        .is_none_or(|h| h.is_empty())
+}
+
 impl ElectionConfig {
     /// Reads the flags and the Pod's environment; `Ok(None)` when election is off.
     pub fn from_args(args: &LeaderArgs) -> Result<Option<Self>> {
@@ -206,6 +220,10 @@ async fn build(client: &Client, cfg: &ElectionConfig) -> Result<LeaseManager> {
 /// Holds or waits for the Lease until stopped. Any error reading or renewing it counts as
 /// lost leadership at once (we may no longer hold it); a fresh manager then re-reads the
 /// Lease and reports leadership again if it is still ours.
+///
+/// A standby's manager sleeps until the expiry it last read, so it would not notice a
+/// leader stepping down early; the standby also polls the Lease once a second and, when it
+/// is released, starts a fresh manager that takes it at once.
 async fn campaign(
     client: Client,
     cfg: ElectionConfig,
@@ -213,6 +231,7 @@ async fn campaign(
     mut stop: watch::Receiver<bool>,
 ) {
     let retry = Duration::from_secs(1);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
     loop {
         let manager = tokio::select! {
             biased;
@@ -229,7 +248,8 @@ async fn campaign(
                 }
             }
         };
-        loop {
+        let failed = loop {
+            let standby = !*lead.borrow();
             tokio::select! {
                 biased;
                 _ = stop.changed() => {
@@ -251,16 +271,43 @@ async fn campaign(
                         } else {
                             warn!(error = %e, "leader election: Lease error; retrying");
                         }
-                        break;
+                        break true;
                     }
                 },
+                _ = released(&leases, &cfg.lease_name), if standby => {
+                    info!("leader election: the Lease was released; taking it");
+                    break false;
+                }
+            }
+        };
+        if failed {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(retry) => {}
             }
         }
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tokio::time::sleep(retry) => {}
+    }
+}
+
+/// Resolves once the Lease exists with no holder (its leader stepped down).
+async fn released(leases: &Api<Lease>, name: &str) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(Some(lease)) = leases.get_opt(name).await
+            && is_free(&lease)
+        {
+            return;
         }
     }
+}
+
+/// A Lease nobody holds: no spec or an empty holder identity.
+pub fn is_free(lease: &Lease) -> bool {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        .is_none_or(str::is_empty)
 }
 
 #[cfg(test)]
@@ -289,6 +336,36 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("Bad_NS"));
+    }
+
+    #[test]
+    fn a_lease_is_free_without_a_holder() {
+        let lease = |holder: Option<&str>| -> Lease {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "l"},
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15},
+            }))
+            .unwrap_or_default()
+        };
+        assert!(is_free(&lease(None)));
+        assert!(is_free(&lease(Some(""))));
+        assert!(!is_free(&lease(Some("op-a-x1"))));
+        assert!(is_free(&Lease::default()));
+    }
+
+    #[test]
+    fn a_lease_without_holder_is_released() {
+        let lease = |holder: Option<&str>| -> Lease {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "l"},
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15},
+            }))
+            .unwrap_or_default()
+        };
+        assert!(released(&lease(None)));
+        assert!(released(&lease(Some(""))));
+        assert!(!released(&lease(Some("op-a-x1"))));
+        assert!(released(&Lease::default()), "no spec at all");
     }
 
     #[test]
