@@ -13,10 +13,6 @@ use tracing::{info, warn};
 /// Where a Pod's ServiceAccount namespace is mounted.
 pub const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-/// How often a standby reads the Lease to notice a release. kube-lease-manager alone would
-/// wait for the old term to expire, so a leader stepping down on SIGTERM would save nothing.
-const STANDBY_POLL: Duration = Duration::from_secs(1);
-
 /// Longest identity; the Lease's field manager (`kube-lease-manager-<identity>`) must fit 128.
 const MAX_IDENTITY: usize = 100;
 
@@ -120,15 +116,6 @@ pub fn identity(pod_name: Option<&str>, hostname: Option<&str>, suffix: &str) ->
     let room = MAX_IDENTITY.saturating_sub(suffix.len() + 1);
     let base: String = base.chars().take(room).collect();
     format!("{base}-{suffix}")
-}
-
-/// Whether nobody holds the Lease: released by a leader that stepped down, or never taken.
-pub fn released(lease: &Lease) -> bool {
-    lease
-        .spec
-        .as_ref()
-        .and_then(|s| s.holder_identity.as_deref())
-        .is_none_or(|h| h.is_empty())
 }
 
 impl ElectionConfig {
@@ -351,21 +338,6 @@ mod tests {
         assert!(is_free(&lease(Some(""))));
         assert!(!is_free(&lease(Some("op-a-x1"))));
         assert!(is_free(&Lease::default()));
-    }
-
-    #[test]
-    fn a_lease_without_holder_is_released() {
-        let lease = |holder: Option<&str>| -> Lease {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "l"},
-                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15},
-            }))
-            .unwrap_or_default()
-        };
-        assert!(released(&lease(None)));
-        assert!(released(&lease(Some(""))));
-        assert!(!released(&lease(Some("op-a-x1"))));
-        assert!(released(&Lease::default()), "no spec at all");
     }
 
     #[test]
