@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
 
@@ -261,6 +261,11 @@ async fn campaign(
                         break true;
                     }
                 },
+                _ = lapsed(&leases, &cfg), if !standby => {
+                    lead.send_replace(false);
+                    warn!("leader election: cannot confirm the Lease before it expires; stepping down");
+                    break true;
+                }
                 _ = released(&leases, &cfg.lease_name), if standby => {
                     info!("leader election: the Lease was released; taking it");
                     break false;
@@ -286,6 +291,46 @@ async fn released(leases: &Api<Lease>, name: &str) {
             return;
         }
     }
+}
+
+/// While leading: resolves when the Lease is no longer ours, or when we cannot confirm it
+/// before it would expire (a renewal hanging on an unreachable API server keeps the library
+/// waiting, while a standby may already take over). Gives up half the renewal grace before
+/// expiry, so a renewal (due a full grace before expiry) has had time to show; re-reads the
+/// Lease every quarter grace.
+async fn lapsed(leases: &Api<Lease>, cfg: &ElectionConfig) {
+    let margin = Duration::from_millis(cfg.grace * 500);
+    let every = Duration::from_millis(cfg.grace * 250).max(Duration::from_millis(250));
+    let mut until = SystemTime::now() + Duration::from_secs(cfg.duration);
+    loop {
+        let wait = until
+            .checked_sub(margin)
+            .and_then(|t| t.duration_since(SystemTime::now()).ok())
+            .unwrap_or_default()
+            .min(every);
+        if wait.is_zero() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        if let Ok(Ok(Some(lease))) = tokio::time::timeout(every, leases.get_opt(&cfg.lease_name)).await {
+            match held_until(&lease, &cfg.identity) {
+                Some(t) => until = until.max(t),
+                None => return,
+            }
+        }
+    }
+}
+
+/// When our hold on `lease` ends (`renewTime + leaseDurationSeconds`), or `None` if another
+/// identity (or nobody) holds it.
+pub fn held_until(lease: &Lease, identity: &str) -> Option<SystemTime> {
+    let spec = lease.spec.as_ref()?;
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return None;
+    }
+    let renewed = SystemTime::from(spec.renew_time.as_ref()?.0);
+    let secs = u64::try_from(spec.lease_duration_seconds?).ok()?;
+    Some(renewed + Duration::from_secs(secs))
 }
 
 /// A Lease nobody holds: no spec or an empty holder identity.
@@ -338,6 +383,21 @@ mod tests {
         assert!(is_free(&lease(Some(""))));
         assert!(!is_free(&lease(Some("op-a-x1"))));
         assert!(is_free(&Lease::default()));
+    }
+
+    #[test]
+    fn our_hold_ends_a_lease_duration_after_the_renewal() {
+        let lease: Lease = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "l"},
+            "spec": {"holderIdentity": "me-1", "leaseDurationSeconds": 15,
+                     "renewTime": "2026-01-01T00:00:00.000000Z"},
+        }))
+        .unwrap_or_default();
+        // 2026-01-01T00:00:15Z as seconds since the epoch, worked out by hand.
+        let want = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_615);
+        assert_eq!(held_until(&lease, "me-1"), Some(want));
+        assert_eq!(held_until(&lease, "other"), None);
+        assert_eq!(held_until(&Lease::default(), "me-1"), None);
     }
 
     #[test]

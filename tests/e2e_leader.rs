@@ -11,7 +11,6 @@
 #[path = "support/cluster.rs"]
 mod cluster;
 #[path = "support/operator.rs"]
-#[allow(dead_code)]
 mod operator;
 
 use k8s_openapi::api::coordination::v1::Lease;
