@@ -31,12 +31,14 @@ step "template (default values)"
 step "template ($CI_VALUES)"
 "$HELM" template modelarts-operator "$CHART" --namespace modelarts-system -f "$CI_VALUES" >/dev/null
 
-# Guards that must fail: a chart that renders replicas: 2 would run two operators without leader
-# election.
-step "template rejects replicas: 2"
-if "$HELM" template modelarts-operator "$CHART" --set replicas=2 >/dev/null 2>&1; then
-  echo "check-chart: replicas=2 rendered, but it must be refused (no leader election)" >&2; exit 1
+# Guards that must fail: a chart that renders replicas: 2 without leader election would run two
+# operators writing status. With leader election (the default) it must render.
+step "template rejects replicas: 2 without leader election"
+if "$HELM" template modelarts-operator "$CHART" --set replicas=2 --set leaderElection.enabled=false >/dev/null 2>&1; then
+  echo "check-chart: replicas=2 without leader election rendered, but it must be refused" >&2; exit 1
 fi
+step "template (replicas: 2 with leader election)"
+"$HELM" template modelarts-operator "$CHART" --namespace modelarts-system --set replicas=2 >/dev/null
 
 step "CRD copy: $CHART/crds/$CRD == crds/$CRD"
 if ! diff -u "crds/$CRD" "$CHART/crds/$CRD"; then

@@ -2,6 +2,8 @@
 # Prints only the ServiceAccount and RBAC objects of the Helm chart, rendered exactly as an install
 # would, so end-to-end tests can `kubectl apply -f -` them and run the operator under that
 # ServiceAccount's token: the tests then prove the chart's RBAC is sufficient, and nothing broader.
+# With leader election on (the chart default) this includes the Role + RoleBinding for the Lease
+# in NAMESPACE; pass --set leaderElection.enabled=false to leave them out.
 #
 # Usage: hack/render-rbac.sh NAMESPACE SA_NAME [extra helm template args...]
 #   e.g. hack/render-rbac.sh e2e-1 operator --set watchNamespace=e2e-1   (Role instead of ClusterRole)

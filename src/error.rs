@@ -71,6 +71,10 @@ pub enum Error {
         retry_in: Duration,
     },
 
+    /// Leader election could not read or write its Lease.
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+
     /// Local I/O (data files, sockets).
     #[error("{context}: {source}")]
     Io {
@@ -122,6 +126,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::StatusWrite { .. } => "status_write_failed",
             Error::Io { .. } => "io",
+            Error::Lease(_) => "lease",
         }
     }
 

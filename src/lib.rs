@@ -14,6 +14,7 @@ pub mod error;
 pub mod fetch;
 pub mod health;
 pub mod inspect;
+pub mod leader;
 pub mod memo;
 pub mod metrics;
 pub mod nodepool;

@@ -101,6 +101,8 @@ pub struct Metrics {
     pub desired: Family<PoolLabels, Gauge>,
     /// Nodes whose creation failed, per pool (`status.nodePool.creationFailed`).
     pub creation_failed: Family<PoolLabels, Gauge>,
+    /// 1 while this replica runs the controller (holds the Lease, or election is off), else 0.
+    pub leader: Gauge,
     /// Resource names exported per pool, so a deleted pool's series can be removed.
     exported: Mutex<HashMap<PoolLabels, BTreeSet<String>>>,
 }
@@ -130,6 +132,7 @@ impl Default for Metrics {
         let required_qps = Gauge::<f64, AtomicU64>::default();
         let qps_limit = Gauge::<f64, AtomicU64>::default();
         let creation_failed = Family::<PoolLabels, Gauge>::default();
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
@@ -194,7 +197,13 @@ impl Default for Metrics {
             "Nodes whose creation failed, as the node pool reports",
             creation_failed.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica runs the controller (leads, or election is off), 0 on a standby",
+            leader.clone(),
+        );
         Metrics {
+            leader,
             registry,
             reconciles,
             reconcile_duration,

@@ -115,7 +115,7 @@ pub fn for_error(err: &Error) -> &'static str {
             CertificateProblem::Invalid => CERTIFICATE_INVALID,
         },
         Error::InvalidResponse(_) => INVALID_RESPONSE,
-        Error::Kube(_) | Error::StatusWrite { .. } => KUBERNETES_ERROR,
+        Error::Kube(_) | Error::StatusWrite { .. } | Error::Lease(_) => KUBERNETES_ERROR,
         Error::Io { .. } => INTERNAL_ERROR,
     }
 }

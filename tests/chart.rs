@@ -231,7 +231,7 @@ fn default_values_grant_exactly_the_least_privilege_cluster_rbac() {
     let Some(helm) = helm_or_skip("default_values_grant_exactly_the_least_privilege_cluster_rbac") else {
         return;
     };
-    let objs = render(&helm, &[]);
+    let objs = without_lease_rbac(render(&helm, &[]));
     assert!(all_of(&objs, "Role").is_empty() && all_of(&objs, "RoleBinding").is_empty());
     let role = one(&objs, "ClusterRole");
     assert_eq!(grants(role), expected_grants());
@@ -256,7 +256,7 @@ fn namespaced_values_use_a_role_in_the_watched_namespace_only() {
         return;
     };
     let values = chart_dir().join(CI_VALUES);
-    let objs = render(&helm, &["-f", values.to_str().unwrap()]);
+    let objs = without_lease_rbac(render(&helm, &["-f", values.to_str().unwrap()]));
     assert!(
         all_of(&objs, "ClusterRole").is_empty(),
         "namespaced install rendered a ClusterRole"
@@ -414,8 +414,10 @@ fn deployment_serves_metrics_and_probes_on_all_interfaces() {
         c["readinessProbe"]["httpGet"],
         serde_json::json!({"path": "/readyz", "port": "metrics"})
     );
-    let pod_name = env(&objs, "CONTROLLER_POD_NAME").expect("CONTROLLER_POD_NAME");
+    let pod_name = env(&objs, "POD_NAME").expect("POD_NAME");
     assert_eq!(pod_name["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    let pod_ns = env(&objs, "POD_NAMESPACE").expect("POD_NAMESPACE");
+    assert_eq!(pod_ns["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
     assert_eq!(env(&objs, "RUST_LOG").expect("RUST_LOG")["value"], "info");
 
     // The metrics Service must select the pod and expose the named port.
@@ -474,12 +476,17 @@ fn unsupported_settings_are_refused() {
         return;
     };
     // Two replicas without leader election would both poll ModelArts and write status.
-    // values.schema.json refuses it; the template refuses it again when schema validation is skipped.
-    let err = try_render(&helm, &["--set", "replicas=2"]).expect_err("replicas=2 rendered");
+    let err = try_render(
+        &helm,
+        &["--set", "replicas=2", "--set", "leaderElection.enabled=false"],
+    )
+    .expect_err("replicas=2 without leader election rendered");
+    assert!(err.contains("leaderElection.enabled"), "{err}");
+    let err = try_render(&helm, &["--set", "replicas=-1"]).expect_err("replicas=-1 rendered");
     assert!(err.contains("/replicas"), "{err}");
-    let err = try_render(&helm, &["--set", "replicas=2", "--skip-schema-validation"])
-        .expect_err("replicas=2 rendered without the schema");
-    assert!(err.contains("leader election"), "{err}");
+    let err = try_render(&helm, &["--set", "leaderElection.leaseDuration=soon"])
+        .expect_err("a lease duration that is no duration rendered");
+    assert!(err.contains("leaseDuration"), "{err}");
     assert_eq!(
         one(&render(&helm, &["--set", "replicas=0"]), "Deployment")["spec"]["replicas"],
         0
@@ -509,7 +516,14 @@ fn render_rbac_script_prints_only_the_service_account_and_rbac() {
         parse_docs(&String::from_utf8(out.stdout).unwrap())
     };
 
-    let objs = run(&[]);
+    // The Lease Role and binding come along (leader election is on by default), so the e2e
+    // tests run the operator with exactly the chart's RBAC for leader election too.
+    let all = run(&[]);
+    assert_eq!(all.len(), 5);
+    let lease_role = one(&all, "Role");
+    assert_eq!(str_at(lease_role, "/metadata/namespace"), "e2e-ns");
+    assert!(grants_any(lease_role, "leases"));
+    let objs = without_lease_rbac(all);
     assert_eq!(
         kinds(&objs),
         BTreeSet::from(["ClusterRole", "ClusterRoleBinding", "ServiceAccount"].map(String::from))
@@ -525,7 +539,7 @@ fn render_rbac_script_prints_only_the_service_account_and_rbac() {
     );
     assert_eq!(grants(one(&objs, "ClusterRole")), expected_grants());
 
-    let objs = run(&["--set", "watchNamespace=e2e-ns"]);
+    let objs = without_lease_rbac(run(&["--set", "watchNamespace=e2e-ns"]));
     assert_eq!(
         kinds(&objs),
         BTreeSet::from(["Role", "RoleBinding", "ServiceAccount"].map(String::from))
@@ -606,4 +620,135 @@ fn a_ca_bundle_is_mounted_as_a_directory_and_passed_to_the_operator() {
     assert!(err.contains("not both"), "{err}");
     let err = try_render(&helm, &["--set", "modelarts.trustRoots=all"]).expect_err("bad trustRoots rendered");
     assert!(err.contains("trustRoots"), "{err}");
+}
+
+/// Leader election is on by default: the binary gets the flags, the Lease has a Role in the
+/// release namespace only, and a rollout surges a standby before removing the leader.
+#[test]
+fn leader_election_is_on_by_default_with_a_namespaced_lease_role() {
+    let Some(helm) = helm_or_skip("leader_election_is_on_by_default_with_a_namespaced_lease_role") else {
+        return;
+    };
+    let objs = render(&helm, &[]);
+    let a = args(&objs);
+    assert!(a.contains(&"--leader-elect".to_owned()), "{a:?}");
+    assert!(
+        a.contains(&"--leader-election-lease-name=modelarts-operator".to_owned()),
+        "{a:?}"
+    );
+    assert!(
+        a.contains(&"--leader-election-lease-duration=15s".to_owned()),
+        "{a:?}"
+    );
+
+    let lease_roles: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o["kind"] == "Role" && str_at(o, "/metadata/name").ends_with("-leader-election"))
+        .collect();
+    assert_eq!(lease_roles.len(), 1, "one lease Role");
+    let role = lease_roles[0];
+    assert_eq!(str_at(role, "/metadata/namespace"), NS);
+    let want: BTreeSet<(String, String, String)> = ["get", "create", "update", "patch"]
+        .iter()
+        .map(|v| {
+            (
+                "coordination.k8s.io".to_owned(),
+                "leases".to_owned(),
+                v.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(grants(role), want);
+    let binding = objs
+        .iter()
+        .find(|o| o["kind"] == "RoleBinding" && o["metadata"]["name"] == role["metadata"]["name"])
+        .expect("lease RoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["namespace"], NS);
+    // No other object grants anything on leases.
+    let lease_grants = objs
+        .iter()
+        .filter(|o| o["kind"] == "Role" || o["kind"] == "ClusterRole")
+        .filter(|o| grants(o).iter().any(|(_, r, _)| r == "leases"))
+        .count();
+    assert_eq!(lease_grants, 1);
+
+    let deploy = one(&objs, "Deployment");
+    assert_eq!(
+        deploy["spec"]["strategy"],
+        serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+    );
+    assert!(
+        !kinds(&objs).contains("PodDisruptionBudget"),
+        "no PDB for one replica"
+    );
+
+    // Off: no lease Role, no flag, and Recreate (a surge pod would be a second writer).
+    let objs = render(&helm, &["--set", "leaderElection.enabled=false"]);
+    assert!(!args(&objs).iter().any(|x| x.starts_with("--leader-elect")));
+    assert!(!objs.iter().any(|o| grants_any(o, "leases")));
+    assert_eq!(one(&objs, "Deployment")["spec"]["strategy"]["type"], "Recreate");
+}
+
+/// Two replicas: allowed with leader election, with a PodDisruptionBudget and a default spread.
+#[test]
+fn several_replicas_get_a_disruption_budget_and_spread() {
+    let Some(helm) = helm_or_skip("several_replicas_get_a_disruption_budget_and_spread") else {
+        return;
+    };
+    let objs = render(&helm, &["--set", "replicas=2"]);
+    let deploy = one(&objs, "Deployment");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    let pdb = one(&objs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
+    let spread = deploy["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        .as_array()
+        .expect("default topologySpreadConstraints");
+    let keys: Vec<&str> = spread.iter().filter_map(|c| c["topologyKey"].as_str()).collect();
+    assert_eq!(keys, ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
+    for c in spread {
+        assert_eq!(c["whenUnsatisfiable"], "ScheduleAnyway");
+        assert_eq!(
+            c["labelSelector"]["matchLabels"],
+            deploy["spec"]["selector"]["matchLabels"]
+        );
+    }
+
+    // A user's own constraints replace the default.
+    let objs = render(
+        &helm,
+        &[
+            "--set",
+            "replicas=3",
+            "--set",
+            "topologySpreadConstraints[0].topologyKey=rack",
+            "--set",
+            "topologySpreadConstraints[0].maxSkew=2",
+            "--set",
+            "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+        ],
+    );
+    let spread = &one(&objs, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(spread.as_array().map(Vec::len), Some(1));
+    assert_eq!(spread[0]["topologyKey"], "rack");
+}
+
+fn grants_any(obj: &Value, resource: &str) -> bool {
+    (obj["kind"] == "Role" || obj["kind"] == "ClusterRole")
+        && grants(obj).iter().any(|(_, r, _)| r == resource)
+}
+
+/// Drops the leader-election Role and RoleBinding, for the tests that audit the main RBAC.
+fn without_lease_rbac(objs: Vec<Value>) -> Vec<Value> {
+    objs.into_iter()
+        .filter(|o| {
+            !o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-leader-election"))
+        })
+        .collect()
 }
