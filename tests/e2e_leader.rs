@@ -15,9 +15,7 @@ mod operator;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use modelarts_simulator::{
-    DEMO_ACCESS_KEY, DEMO_NODE, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, NodePatch,
-};
+use modelarts_simulator::{DEMO_ACCESS_KEY, DEMO_NODE, DEMO_NODEPOOL, DEMO_SECRET_KEY};
 use operator::{E2e, OperatorConfig, OperatorProcess, TIMEOUT, has_cond, wait_until};
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime};
@@ -81,20 +79,6 @@ async fn two_replicas(e: &E2e, lease_secs: u64) -> (OperatorProcess, OperatorPro
     (leader, standby)
 }
 
-fn set_phase(e: &E2e, phase: &str) {
-    e.sim
-        .state()
-        .patch_node(
-            (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
-            DEMO_NODE,
-            NodePatch {
-                phase: Some(phase.into()),
-                ..Default::default()
-            },
-        )
-        .expect("patching the simulator's node");
-}
-
 /// Waits until the pool shows the node `phase` change (Healthy False/True) and `op` wrote it.
 async fn synced_by(e: &E2e, op: &OperatorProcess, healthy: &str, before: f64) {
     wait_until("the change synced by the expected replica", TIMEOUT, || async {
@@ -116,7 +100,7 @@ async fn synced_by(e: &E2e, op: &OperatorProcess, healthy: &str, before: f64) {
 async fn only_leader_writes(e: &E2e, leader: &OperatorProcess, standby: &OperatorProcess) {
     assert!(writes(leader).await > 0.0, "the leader wrote the status");
     let before = writes(leader).await;
-    set_phase(e, "Abnormal");
+    e.set_node_phase(DEMO_NODE, "Abnormal");
     synced_by(e, leader, "False", before).await;
     assert_eq!(writes(standby).await, 0.0, "the standby wrote status");
     assert_eq!(gauge(standby).await, 0.0);
@@ -155,7 +139,7 @@ async fn standby_takes_over_when_the_leader_is_killed() {
     drop(leader);
 
     let before = writes(&standby).await;
-    set_phase(&e, "Running");
+    e.set_node_phase(DEMO_NODE, "Running");
     synced_by(&e, &standby, "True", before).await;
 }
 
@@ -201,6 +185,6 @@ async fn standby_takes_over_at_once_when_the_leader_stops() {
     );
 
     let before = writes(&standby).await;
-    set_phase(&e, "Running");
+    e.set_node_phase(DEMO_NODE, "Running");
     synced_by(&e, &standby, "True", before).await;
 }

@@ -21,8 +21,8 @@ use modelarts_operator::crd::ModelArtsNodePool;
 use modelarts_operator::summary::PoolSummary;
 use modelarts_simulator::{
     CredentialSpec, DEMO_ACCESS_KEY, DEMO_GPU_NODEPOOL, DEMO_LARGE_COUNT, DEMO_LARGE_NODEPOOL, DEMO_NODE,
-    DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, FaultKind, GenerateSpec, NodePatch,
-    NodePoolSpec, ScalingSpec, SimData, SimOptions, Simulator,
+    DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, FaultKind, GenerateSpec, NodePoolSpec,
+    ScalingSpec, SimData, SimOptions, Simulator,
 };
 use operator::{E2e, TIMEOUT, cond, cond_message, has_cond, summarize_events, wait_until};
 use serde_json::json;
@@ -57,20 +57,6 @@ fn pool_of(obj: &ModelArtsNodePool) -> PoolSummary {
 
 fn last_sync(obj: &ModelArtsNodePool) -> Option<String> {
     obj.status.as_ref().and_then(|s| s.last_sync_time.clone())
-}
-
-fn set_phase(e: &E2e, node: &str, phase: &str) {
-    e.sim
-        .state()
-        .patch_node(
-            (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
-            node,
-            NodePatch {
-                phase: Some(phase.into()),
-                ..Default::default()
-            },
-        )
-        .expect("patching the simulator's node");
 }
 
 /// Splits `kubectl get -o wide` output into (header, value) pairs per row, by the header's column
@@ -285,7 +271,7 @@ async fn node_abnormal_and_recovered_emit_one_event_each() {
     e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
     e.wait_conds(&ns, "np", READY).await;
 
-    set_phase(&e, DEMO_NODE, "Abnormal");
+    e.set_node_phase(DEMO_NODE, "Abnormal");
     let obj = e
         .wait_conds(
             &ns,
@@ -313,7 +299,7 @@ async fn node_abnormal_and_recovered_emit_one_event_each() {
         Some("modelarts-operator.io/v1alpha1")
     );
 
-    set_phase(&e, DEMO_NODE, "Available");
+    e.set_node_phase(DEMO_NODE, "Available");
     let obj = e.wait_conds(&ns, "np", READY).await;
     let pool = pool_of(&obj);
     assert_eq!((pool.phases.abnormal, pool.phases.available), (0, 1));
@@ -768,7 +754,7 @@ async fn restart_emits_no_duplicate_events() {
     e.put_secret(&ns, "creds", DEMO_ACCESS_KEY, DEMO_SECRET_KEY).await;
     e.create_pool(&ns, "np", DEMO_NODEPOOL, "creds", json!({})).await;
     e.wait_conds(&ns, "np", READY).await;
-    set_phase(&e, DEMO_NODE, "Abnormal");
+    e.set_node_phase(DEMO_NODE, "Abnormal");
     e.wait_pool(&ns, "np", "Healthy False", |o| {
         has_cond(o, "Healthy", "False", "NodesAbnormal")
     })

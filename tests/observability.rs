@@ -10,9 +10,7 @@ mod cluster;
 #[path = "support/operator.rs"]
 mod operator;
 
-use modelarts_simulator::{
-    DEMO_ACCESS_KEY, DEMO_NODE, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, NodePatch,
-};
+use modelarts_simulator::{DEMO_ACCESS_KEY, DEMO_NODE, DEMO_NODEPOOL, DEMO_POOL, DEMO_SECRET_KEY};
 use operator::{E2e, free_port, tools_bin, wait_until};
 use serde_json::{Value, json};
 use std::{
@@ -65,20 +63,6 @@ fn spawn(bin: &Path, args: &[String], log: &Path) -> Proc {
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
     Proc(child)
-}
-
-fn set_phase(e: &E2e, phase: &str) {
-    e.sim
-        .state()
-        .patch_node(
-            (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
-            DEMO_NODE,
-            NodePatch {
-                phase: Some(phase.into()),
-                ..Default::default()
-            },
-        )
-        .expect("patching the simulator's node");
 }
 
 /// The chart's alert rules as a plain rules file, rendered by the same script CI checks with
@@ -181,7 +165,7 @@ async fn prometheus_abnormal_node_alert_fires_and_resolves() {
         "no alert while every node is Available"
     );
 
-    set_phase(&e, "Abnormal");
+    e.set_node_phase(DEMO_NODE, "Abnormal");
     wait_until("the abnormal-node alert firing", ALERT_TIMEOUT, || async {
         match alert_state(&prom, "ModelArtsNodePoolAbnormalNodes", &ns, "np").await? {
             Some(s) if s == "firing" => Ok(()),
@@ -190,7 +174,7 @@ async fn prometheus_abnormal_node_alert_fires_and_resolves() {
     })
     .await;
 
-    set_phase(&e, "Available");
+    e.set_node_phase(DEMO_NODE, "Available");
     wait_until("the abnormal-node alert resolving", ALERT_TIMEOUT, || async {
         match alert_state(&prom, "ModelArtsNodePoolAbnormalNodes", &ns, "np").await? {
             None => Ok(()),

@@ -430,6 +430,22 @@ pub struct E2e {
 }
 
 impl E2e {
+    /// Sets the phase of a node of the demo node pool in this test's simulator.
+    pub fn set_node_phase(&self, node: &str, phase: &str) {
+        use modelarts_simulator::{DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, NodePatch};
+        self.sim
+            .state()
+            .patch_node(
+                (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
+                node,
+                NodePatch {
+                    phase: Some(phase.into()),
+                    ..Default::default()
+                },
+            )
+            .expect("patching the simulator's node");
+    }
+
     /// Sets everything up and starts the operator, or returns `None` (SKIPPED) without a cluster.
     pub async fn start(test: &str, prefix: &str) -> Option<E2e> {
         let mut e = Self::without_operator(test, prefix).await?;
