@@ -18,14 +18,16 @@ need_go() {
 }
 since() { echo $(( $(date +%s) - $1 ))s; }
 
-build_kube_apiserver() {
-  local want="Kubernetes $K8S_VERSION"
-  if [ -x "$BIN/kube-apiserver" ] && [ "$("$BIN/kube-apiserver" --version 2>/dev/null)" = "$want" ]; then return; fi
+# build_k8s <cmd>: one binary of k8s.io/kubernetes/cmd/<cmd> at $K8S_VERSION, from one shared module dir
+# (the same staging `replace` block serves all of them, so the Go cache is shared too).
+build_k8s() {
+  local cmd=$1 want="Kubernetes $K8S_VERSION"
+  if [ -x "$BIN/$cmd" ] && [ "$("$BIN/$cmd" --version 2>/dev/null)" = "$want" ]; then return; fi
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   local staging="v0.${K8S_VERSION#v1.}"
   local dir="$CACHE/src/kube-apiserver-$K8S_VERSION"; mkdir -p "$dir"
   need_go
-  log "building kube-apiserver $K8S_VERSION from the Go module proxy (first time: 10-25 min on 2 cores)"
+  log "building $cmd $K8S_VERSION from the Go module proxy (first time: 10-25 min on 2 cores; later ones reuse the Go cache)"
   local t0; t0=$(date +%s)
   {
     echo "module modelarts-operator.invalid/kas"
@@ -45,18 +47,73 @@ build_kube_apiserver() {
       echo "	k8s.io/$m => k8s.io/$m $staging"
     done
     echo ")"
-  } > "$dir/go.mod"
-  printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > "$dir/tools.go"
+  } > "$dir/go.mod.new"
+  cmp -s "$dir/go.mod.new" "$dir/go.mod" 2>/dev/null && rm "$dir/go.mod.new" || mv "$dir/go.mod.new" "$dir/go.mod"
+  {
+    printf 'package tools\n\nimport (\n'
+    for c in kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy; do
+      printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"
+    done
+    printf ')\n'
+  } > "$dir/tools.go"
   (
     cd "$dir"
     export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
     go mod tidy >&2
     local p=k8s.io/component-base/version c=k8s.io/client-go/pkg/version
     local ldf="-s -w -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $c.gitVersion=$K8S_VERSION -X $c.gitMajor=1 -X $c.gitMinor=$minor"
-    go build -trimpath -ldflags "$ldf" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+    go build -trimpath -ldflags "$ldf" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >&2
   )
-  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
-  log "kube-apiserver built in $(since "$t0")"
+  mv "$BIN/$cmd.tmp" "$BIN/$cmd"
+  log "$cmd built in $(since "$t0")"
+}
+
+build_kube_apiserver() { build_k8s kube-apiserver; }
+
+# The node's pieces: kubelet, controllers, kube-proxy and a locally built pause (sandbox) image binary.
+build_node() {
+  local c
+  for c in kube-scheduler kube-proxy kube-controller-manager kubelet; do build_k8s "$c"; done
+  build_pause
+}
+
+# A pause binary: waits for SIGTERM/SIGINT and reaps orphans, like the upstream pause (no registry is reachable).
+build_pause() {
+  local dir="$CACHE/src/pause" src
+  src='package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range sigs {
+		if s == syscall.SIGCHLD {
+			for {
+				var ws syscall.WaitStatus
+				pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+				if pid <= 0 || err != nil {
+					break
+				}
+			}
+			continue
+		}
+		os.Exit(0)
+	}
+}
+'
+  if [ -x "$BIN/pause" ] && [ -f "$dir/main.go" ] && [ "$(cat "$dir/main.go")" = "$src" ]; then return; fi
+  need_go
+  mkdir -p "$dir"
+  printf '%s' "$src" > "$dir/main.go"
+  printf 'module modelarts-operator.invalid/pause\n\ngo 1.26\n' > "$dir/go.mod"
+  (cd "$dir" && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/pause.tmp" . >&2)
+  mv "$BIN/pause.tmp" "$BIN/pause"
+  log "pause built"
 }
 
 build_etcd() {
@@ -121,7 +178,8 @@ main() {
     helm) install_helm_kubectl ;;
     etcd) build_etcd ;;
     kube-apiserver) build_kube_apiserver ;;
-    *) echo "usage: $0 [all|helm|etcd|kube-apiserver|actionlint]" >&2; exit 2 ;;
+    node) build_node ;;
+    *) echo "usage: $0 [all|helm|etcd|kube-apiserver|actionlint|node]" >&2; exit 2 ;;
   esac
   echo "$BIN"
 }
