@@ -3,6 +3,9 @@
 # No Docker is needed: the binaries come from hack/tools.sh (built from the Go module proxy).
 #
 #   hack/control-plane.sh up      start (or reuse) a plane; prints `export KUBECONFIG=...` on stdout
+#   hack/control-plane.sh up --node   the same plus a real node (hack/node.sh): containerd, kubelet,
+#                                 kube-controller-manager, kube-scheduler, kube-proxy, Pods on a fenced bridge
+#   hack/control-plane.sh load-image FILE   import an image archive into the node's containerd
 #   hack/control-plane.sh env     print export lines (KUBECONFIG, PATH with the pinned kubectl/helm)
 #   hack/control-plane.sh status  show dir, ports, PIDs, health
 #   hack/control-plane.sh down    stop the processes this script started (by recorded PID) and remove state
@@ -69,7 +72,11 @@ stop_one() {
   rm -f "$D/$name.pid"
 }
 
-stop_all() { stop_one kube-apiserver; stop_one etcd; }
+stop_all() {
+  # The node first: its teardown deletes Pods through the API and restores the machine.
+  [ -d "$D/node" ] && { "$HACK/node.sh" down || log "warning: node teardown reported an error"; }
+  stop_one kube-apiserver; stop_one etcd
+}
 
 # remove_state: deletes $D, but only if everything in it is something this script creates, so a
 # mistyped CONTROL_PLANE_DIR (say $HOME) can never be wiped.
@@ -78,7 +85,8 @@ remove_state() {
   for f in "$D"/* "$D"/.[!.]*; do
     [ -e "$f" ] || continue
     case "${f##*/}" in
-      state.env|pki|etcd-data|kubeconfig|kubeconfig.tmp|*.pid|*.bin|*.log) ;;
+      state.env|pki|etcd-data|kubeconfig|kubeconfig.tmp|*.pid|*.bin|*.log|node-*.log) ;;
+      node) [ -f "$D/node/node.env" ] || die "refusing to delete $D: its 'node' dir was not made by hack/node.sh" ;;
       *) die "refusing to delete $D: it contains '${f##*/}', which hack/control-plane.sh did not create" ;;
     esac
   done
@@ -138,7 +146,8 @@ make_pki() {
     key apiserver.key
     openssl req -new -key apiserver.key -subj "/CN=kube-apiserver" -out apiserver.csr 2>/dev/null
     # rustls (kube-rs) verifies the IP SAN, so 127.0.0.1 must be in subjectAltName, not just the CN.
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n' > apiserver.ext
+    # With a node, Pods reach it as the `kubernetes` Service (first Service IP) and at the node IP.
+    printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,IP:%s,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n' "$NODE_IP" > apiserver.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile apiserver.ext -out apiserver.crt 2>/dev/null
 
     # O=system:masters is bound to cluster-admin by the bootstrap RBAC policy.
@@ -150,8 +159,19 @@ make_pki() {
     # Signs TokenRequest tokens (kubectl create token / create_token_request).
     key sa.key
     openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
+    if [ "$NODE" = 1 ]; then
+      client_cert node "/O=system:nodes/CN=system:node:$NODE_NAME"
+      client_cert kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+    fi
     rm -f ./*.csr ./*.ext ca.srl
   )
+}
+
+client_cert() { # client_cert <name> <subject>, in the pki dir
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
+  openssl req -new -key "$1.key" -subj "$2" -out "$1.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n' > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
 }
 
 write_kubeconfig() {
@@ -225,18 +245,29 @@ start_apiserver() {
   . "$D/state.env"
   local bin=$TOOLS_BIN api_port=$APISERVER_PORT
   log "starting kube-apiserver on https://127.0.0.1:$api_port"
-  # ServiceAccount admission is off because no controller-manager creates default ServiceAccounts;
-  # endpoint reconciler off because there is no routable address to publish for the `kubernetes` Service.
+  local mode
+  if [ "${NODE:-0}" = 1 ]; then
+    # A real node: the Node authorizer, ServiceAccount tokens in Pods, the `kubernetes` Service
+    # published at the node IP (a relay there forwards to 127.0.0.1), and kubelet addresses by IP so
+    # the apiserver never resolves the node's name through the machine's resolver.
+    mode=(--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
+      --advertise-address="$NODE_IP" --endpoint-reconciler-type=lease
+      --kubelet-client-certificate="$D/pki/kubelet-client.crt" --kubelet-client-key="$D/pki/kubelet-client.key"
+      --kubelet-preferred-address-types=InternalIP)
+  else
+    # ServiceAccount admission is off because no controller-manager creates default ServiceAccounts;
+    # endpoint reconciler off because there is no routable address to publish for the `kubernetes` Service.
+    mode=(--authorization-mode=RBAC --advertise-address=127.0.0.1
+      --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none)
+  fi
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+    --bind-address=127.0.0.1 --secure-port="$api_port" "${mode[@]}" \
     --cert-dir="$D/pki" --tls-cert-file="$D/pki/apiserver.crt" --tls-private-key-file="$D/pki/apiserver.key" \
     --client-ca-file="$D/pki/ca.crt" \
-    --authorization-mode=RBAC \
     --service-account-issuer="https://127.0.0.1:$api_port" \
     --service-account-key-file="$D/pki/sa.pub" --service-account-signing-key-file="$D/pki/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 \
-    --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none \
     --allow-privileged=true --profiling=false \
     ${CONTROL_PLANE_APISERVER_ARGS:-}
 
@@ -267,6 +298,9 @@ cmd_up() {
 
   if [ -d "$D" ]; then
     if running; then
+      . "$D/state.env"
+      [ "$WANT_NODE" = 1 ] && [ "${NODE:-0}" != 1 ] && \
+        die "a plane without a node runs in $D; stop it (down) or use another CONTROL_PLANE_DIR for --node"
       log "reusing running control plane in $D"
       echo "export KUBECONFIG=$D/kubeconfig"
       return 0
@@ -298,6 +332,9 @@ APISERVER_PORT=$api_port
 ETCD_PORT=$etcd_port
 ETCD_PEER_PORT=$peer_port
 TOOLS_BIN=$bin
+NODE=$WANT_NODE
+NODE_IP=${NODE_IP:-10.213.0.1}
+NODE_NAME=${NODE_NAME:-modelarts-node}
 EOF
   . "$D/state.env"
   make_pki
@@ -308,6 +345,10 @@ EOF
   start_etcd
   start_apiserver
   write_kubeconfig
+  if [ "$WANT_NODE" = 1 ]; then
+    exec 9<&-  # other planes under the same parent need not wait for the node
+    NODE_IP=$NODE_IP NODE_NAME=$NODE_NAME "$HACK/node.sh" up
+  fi
   trap - EXIT
   log "ready in $((SECONDS - t0))s (kube-apiserver $("$bin/kube-apiserver" --version | cut -d' ' -f2), etcd pid $(cat "$D/etcd.pid"), kube-apiserver pid $(cat "$D/kube-apiserver.pid"))"
   log "kubectl/helm: eval \"\$($0 env)\""
@@ -341,6 +382,14 @@ cmd_status() {
   for n in etcd kube-apiserver; do
     if pid_is "$n"; then echo "$n: running (pid $(cat "$D/$n.pid"))"; else echo "$n: NOT running"; fi
   done
+  if [ -f "$D/node/node.env" ]; then
+    . "$D/node/node.env"
+    echo "node:           $NODE_NAME at $NODE_IP (bridge $NODE_BRIDGE, Pods in $NODE_CIDR)"
+    for n in containerd kubelet kube-controller-manager kube-scheduler kube-proxy relay; do
+      if [ -f "$D/node/$n.pid" ] && [ -r "/proc/$(cat "$D/node/$n.pid")/cmdline" ]; then
+        echo "$n: running (pid $(cat "$D/node/$n.pid"))"; else echo "$n: NOT running"; fi
+    done
+  fi
   if readyz; then echo "readyz: ok"; else echo "readyz: FAILING"; return 1; fi
 }
 
@@ -410,13 +459,21 @@ cmd_compact() {
   echo "$rev"
 }
 
+WANT_NODE=0
 case "${1:-}" in
-  up) cmd_up ;;
+  up)
+    case "${2:-}" in
+      --node) WANT_NODE=1 ;;
+      "") ;;
+      *) echo "usage: $0 up [--node]" >&2; exit 2 ;;
+    esac
+    cmd_up ;;
+  load-image) "$HACK/node.sh" load-image "${2:-}" ;;
   down) cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
   kill) cmd_kill "${2:-}" ;;
   start) cmd_start "${2:-}" ;;
   compact) cmd_compact ;;
-  *) echo "usage: $0 up|down|env|status|kill COMPONENT|start COMPONENT|compact" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--node]|down|env|status|load-image FILE|kill COMPONENT|start COMPONENT|compact" >&2; exit 2 ;;
 esac

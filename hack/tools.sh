@@ -106,7 +106,7 @@ func main() {
 	}
 }
 '
-  if [ -x "$BIN/pause" ] && [ -f "$dir/main.go" ] && [ "$(cat "$dir/main.go")" = "$src" ]; then return; fi
+  if [ -x "$BIN/pause" ] && [ -f "$dir/main.go" ] && [ "$(cat "$dir/main.go")" = "$(printf '%s' "$src")" ]; then return; fi
   need_go
   mkdir -p "$dir"
   printf '%s' "$src" > "$dir/main.go"

@@ -752,3 +752,28 @@ fn without_lease_rbac(objs: Vec<Value>) -> Vec<Value> {
         })
         .collect()
 }
+
+/// The Lease is part of the release, so `helm uninstall` removes it; it is the one the operator
+/// is told to use, and it carries no spec for Helm to reset under a running leader on upgrade.
+#[test]
+fn the_leader_election_lease_belongs_to_the_release() {
+    let Some(helm) = helm_or_skip("the_leader_election_lease_belongs_to_the_release") else {
+        return;
+    };
+    let objs = render(&helm, &[]);
+    let lease = one(&objs, "Lease");
+    assert_eq!(str_at(lease, "/metadata/name"), "modelarts-operator");
+    assert!(
+        lease.get("spec").is_none(),
+        "the chart must not own the Lease's spec: {lease}"
+    );
+    assert!(args(&objs).contains(&"--leader-election-lease-name=modelarts-operator".to_owned()));
+    let named = render(&helm, &["--set", "leaderElection.leaseName=custom"]);
+    assert_eq!(str_at(one(&named, "Lease"), "/metadata/name"), "custom");
+    assert!(args(&named).contains(&"--leader-election-lease-name=custom".to_owned()));
+    let off = render(&helm, &["--set", "leaderElection.enabled=false"]);
+    assert!(
+        all_of(&off, "Lease").is_empty(),
+        "no Lease without leader election"
+    );
+}
