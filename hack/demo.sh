@@ -6,6 +6,9 @@
 #
 #   hack/demo.sh                 run the demo; leaves nothing running
 #   hack/demo.sh --keep-plane    keep the control plane up afterwards (also: KEEP_PLANE=1)
+#   hack/demo.sh --helm          the same, but the operator is the image (hack/image.sh) installed
+#                                with `helm install` on a real node (hack/control-plane.sh up --node);
+#                                needs root; its plane lives in its own dir unless CONTROL_PLANE_DIR is set
 #
 # Environment:
 #   CONTROL_PLANE_DIR   which control plane to use/start (see hack/control-plane.sh). A plane that is
@@ -25,13 +28,15 @@ SECRET=modelarts-demo-credentials
 TIMEOUT=${DEMO_TIMEOUT:-90}
 KEEP_PLANE=${KEEP_PLANE:-0}
 KEEP_LOGS=${KEEP_LOGS:-0}
+HELM_MODE=0
 CARGO=${CARGO:-cargo}
 CRD_NAME=modelartsnodepools.modelarts-operator.io
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --keep-plane) KEEP_PLANE=1 ;;
+    --helm) HELM_MODE=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "demo: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
@@ -86,6 +91,7 @@ cleanup() {
   elif [ "$PLANE_STARTED" = 1 ]; then
     info "control plane kept (--keep-plane): eval \"\$(hack/control-plane.sh env)\"; stop it with hack/control-plane.sh down"
   elif [ -n "${KUBECONFIG:-}" ]; then
+    if [ "$HELM_MODE" = 1 ]; then helm uninstall modelarts-operator -n "$NS" --wait >/dev/null 2>&1 && info "uninstalled the Helm release"; fi
     info "control plane was already running before the demo: left running (namespace $NS kept)"
   fi
   if [ $rc -ne 0 ]; then
@@ -134,6 +140,16 @@ poll() {
 
 # ------------------------------------------------------------------------------------------------
 
+if [ "$HELM_MODE" = 1 ]; then
+  # Its own plane by default: a plane without a node cannot take one later.
+  export CONTROL_PLANE_DIR=${CONTROL_PLANE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/modelarts-operator/node-plane}
+  heading "The operator's image (hack/image.sh: static musl binary, FROM scratch, podman without a registry)"
+  IMAGE_OUT=$("$ROOT/hack/image.sh")
+  info "$IMAGE_OUT"
+  IMAGE_REF=$(sed -n 's/^image \([^:]*:[^:]*\): .*/\1/p' <<<"$IMAGE_OUT")
+  [ -n "$IMAGE_REF" ] || die "could not read the image reference from hack/image.sh"
+fi
+
 heading "Building modelarts-operator and modelarts-simulator (debug)"
 # Debug, not --release: the demo does almost no work at run time, and a debug build shares the
 # cache `cargo test` already fills (a release build from cold takes several minutes longer on 2 cores).
@@ -146,14 +162,20 @@ SIM_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/modelarts-simulator"
 [ -x "$SIM_BIN" ] || die "built binary not found at $SIM_BIN"
 info "binaries: $BIN, $SIM_BIN"
 
-heading "Control plane (etcd + kube-apiserver on 127.0.0.1)"
+UP_ARGS=()
+if [ "$HELM_MODE" = 1 ]; then
+  heading "Control plane (etcd + kube-apiserver on 127.0.0.1) and a real node (containerd, kubelet, kube-proxy)"
+  UP_ARGS=(--node)
+else
+  heading "Control plane (etcd + kube-apiserver on 127.0.0.1)"
+fi
 if "$ROOT/hack/control-plane.sh" status >/dev/null 2>&1; then
   info "a control plane is already running: reusing it, and it will be left running"
 else
   PLANE_STARTED=1
   info "starting one (the first run builds etcd and kube-apiserver: 10-25 min on 2 cores)"
 fi
-eval "$("$ROOT/hack/control-plane.sh" up)"
+eval "$("$ROOT/hack/control-plane.sh" up "${UP_ARGS[@]}")"
 eval "$("$ROOT/hack/control-plane.sh" env)" # PATH with the pinned kubectl
 info "KUBECONFIG=$KUBECONFIG"
 show kubectl version 2>/dev/null | sed 's/^/    /' || true
@@ -165,9 +187,16 @@ first() { awk -v k="$1" '$0 ~ "^[ -]*" k ":" { sub("^[ -]*" k ": *", ""); print;
 AK=$(first accessKey) SK=$(first secretKey) PROJECT=$(first id)
 POOL=$(awk '/^ *- name: pool-/ { print $3; exit }' <<<"$DATA")
 [ -n "$AK" ] && [ -n "$SK" ] && [ -n "$PROJECT" ] && [ -n "$POOL" ] || die "could not read the demo AK/SK/project/pool from 'modelarts-simulator --print-default-data'"
-"$SIM_BIN" --port 0 --tls-generate "$WORK/tls" >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
+SIM_BIND=127.0.0.1
+if [ "$HELM_MODE" = 1 ]; then
+  # The operator's Pod reaches the simulator on the node's bridge address (never off the machine).
+  NODE_IP=$(sed -n 's/^NODE_IP=//p' "$CONTROL_PLANE_DIR/node/node.env")
+  [ -n "$NODE_IP" ] || die "no node IP in $CONTROL_PLANE_DIR/node/node.env (is the node up?)"
+  SIM_BIND=$NODE_IP
+fi
+"$SIM_BIN" --bind "$SIM_BIND" --port 0 --tls-generate "$WORK/tls" --tls-name "$SIM_BIND" >"$WORK/simulator.out" 2>"$WORK/simulator.log" </dev/null &
 SIM_PID=$!
-sim_url() { SIM=$(sed -n 's|^simulator listening on \(https://127\.0\.0\.1:[0-9][0-9]*\)$|\1|p' "$WORK/simulator.out"); [ -n "$SIM" ]; }
+sim_url() { SIM=$(sed -n 's|^simulator listening on \(https://[0-9.]*:[0-9][0-9]*\)$|\1|p' "$WORK/simulator.out"); [ -n "$SIM" ]; }
 poll sim_url || die "the simulator did not announce its port within ${TIMEOUT}s (log: $WORK/simulator.log)"
 info "simulator pid $SIM_PID at $SIM"
 info "project $PROJECT, pool $POOL"
@@ -210,6 +239,18 @@ sed -n '2,14p' "$WORK/nodepools.yaml"
 info "(gpu-a100 is the same with nodePoolName gpu-a100; its demo data already holds one Abnormal node)"
 show kubectl apply -f "$WORK/nodepools.yaml"
 
+if [ "$HELM_MODE" = 1 ]; then
+  heading "Operator: helm install of the local image on the node"
+  kubectl create secret generic modelarts-ca -n "$NS" --from-file=ca.crt="$WORK/tls/ca.pem" \
+    --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  show "$ROOT/hack/control-plane.sh" load-image "$ROOT/target/image/modelarts-operator.oci.tar"
+  T_OP=$SECONDS
+  show helm upgrade --install modelarts-operator "$ROOT/charts/modelarts-operator" -n "$NS" --wait --timeout "${TIMEOUT}s" \
+    --set image.repository="${IMAGE_REF%:*}" --set image.tag="${IMAGE_REF##*:}" --set image.pullPolicy=Never \
+    --set watchNamespace="$NS" --set "modelarts.allowedEndpointSuffixes={$NODE_IP}" \
+    --set modelarts.caBundle.secretName=modelarts-ca
+  show kubectl get pods -n "$NS" -o wide
+else
 heading "Operator"
 # --namespace: on a shared plane, touch nothing outside the demo namespace.
 # --modelarts-ca-file/--allowed-endpoint-suffix: the simulator serves HTTPS on 127.0.0.1 with a
@@ -219,12 +260,14 @@ heading "Operator"
 OP_PID=$!
 info "operator pid $OP_PID, log $WORK/operator.log"
 T_OP=$SECONDS
+fi
 
 synced() { kubectl wait --for=condition=Synced --timeout=2s -n "$NS" mann/nodepool-1 mann/gpu-a100 >/dev/null 2>&1; }
 printf '$ kubectl wait --for=condition=Synced -n %s mann/nodepool-1 mann/gpu-a100\n' "$NS"
 if ! poll synced; then
   kubectl get mann -n "$NS" -o yaml | sed -n '/conditions:/,/lastSyncTime/p' >&2 || true
-  tail -n 20 "$WORK/operator.log" >&2
+  if [ "$HELM_MODE" = 1 ]; then kubectl logs -n "$NS" deploy/modelarts-operator --tail 20 >&2 || true
+  else tail -n 20 "$WORK/operator.log" >&2 || true; fi
   die "the node pools were not Synced within ${TIMEOUT}s"
 fi
 info "both Synced $((SECONDS - T_OP))s after the operator started"

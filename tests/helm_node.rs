@@ -471,26 +471,29 @@ async fn helm_install_upgrade_and_uninstall_on_a_real_node() {
 
     // helm uninstall: only the CRD (Helm's rule) and the user's own objects remain.
     helm(&["uninstall", "mo", "-n", &w.ns, "--wait"]);
-    let left = kubectl(&[
-        "-n",
-        &w.ns,
-        "get",
-        "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,leases,poddisruptionbudgets,configmaps,secrets",
-        "-o",
-        "name",
-    ]);
-    let mut left: Vec<&str> = left.lines().collect();
-    left.retain(|l| {
-        // Ours to keep: the test's Secrets, the namespace's default ServiceAccount and root CA.
-        !matches!(
-            *l,
-            "secret/modelarts-ca"
-                | "secret/modelarts-creds"
-                | "serviceaccount/default"
-                | "configmap/kube-root-ca.crt"
-        )
-    });
-    assert!(left.is_empty(), "left behind after helm uninstall: {left:?}");
+    // The garbage collector removes the ReplicaSet and Pod after the Deployment; wait for it.
+    wait_until("nothing of the release left after helm uninstall", LONG, || async {
+        let out = kubectl(&[
+            "-n",
+            &w.ns,
+            "get",
+            "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,leases,poddisruptionbudgets,configmaps,secrets",
+            "-o",
+            "name",
+        ]);
+        let left: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                // Ours to keep: the test's Secrets, the namespace's default ServiceAccount and root CA.
+                !matches!(
+                    *l,
+                    "secret/modelarts-ca" | "secret/modelarts-creds" | "serviceaccount/default" | "configmap/kube-root-ca.crt"
+                )
+            })
+            .collect();
+        left.is_empty().then_some(()).ok_or_else(|| format!("left: {left:?}"))
+    })
+    .await;
     let cluster_rbac = kubectl(&["get", "clusterroles,clusterrolebindings", "-o", "name"]);
     assert!(
         !cluster_rbac
