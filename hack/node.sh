@@ -52,7 +52,12 @@ start() {
   echo $! > "$N/$name.pid"
   echo "$bin" > "$N/$name.bin"
   sleep 0.2
-  pid_is "$name" || { tail -n 30 "$N/$name.log" >&2 || true; die "$name exited right after start (log: $N/$name.log)"; }
+  if ! pid_is "$name"; then
+    # Our own child of a moment ago: if it lives on under another argv[0] it must not leak.
+    kill -KILL "$(cat "$N/$name.pid")" 2>/dev/null || true
+    tail -n 30 "$N/$name.log" >&2 || true
+    die "$name exited right after start, or runs as something other than $bin (log: $N/$name.log)"
+  fi
 }
 
 stop_one() {

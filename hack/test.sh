@@ -2,7 +2,7 @@
 # Runs every test the way CI does: the official-SDK venv for the interop tests, Kubernetes' own
 # quantity parser (hack/quantity-ref.sh) for the quantity differential test, a real control
 # plane (etcd + kube-apiserver on loopback) for the cluster tests, then `cargo test --workspace`
-# (the operator and the simulator crate).
+# (the operator and the simulator crate), then the Helm tests on a real node (hack/test-node.sh).
 # Nothing is skipped here: MODELARTS_REQUIRE_* turn a missing prerequisite into a failure.
 #
 #   hack/test.sh                 all tests
@@ -55,4 +55,8 @@ if [ "$#" -gt 0 ]; then
   cargo test --workspace "$@"
 else
   cargo test --workspace -- --test-threads=6
+  # The chart on a real node: the image, containerd + kubelet, helm install/upgrade/uninstall and
+  # failover with two replicas (its own plane with a node; needs root, restores the machine).
+  log "Helm on a real node (hack/test-node.sh)"
+  hack/test-node.sh
 fi
