@@ -847,3 +847,146 @@ async fn official_sdk_pages_through_simulator_with_security_token() {
     }
     sim.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// (c) The official SDK's keyless credential providers obtain credentials from our simulator
+
+/// Runs sdk_keyless.py for one source with `env`; returns the node names it listed.
+async fn sdk_keyless(
+    python: &Path,
+    source: &str,
+    endpoint: &str,
+    env: Vec<(&str, String)>,
+) -> Result<Vec<String>, String> {
+    let mut cmd = Command::new(python);
+    cmd.arg(script("sdk_keyless.py"))
+        .args([source, endpoint, DEMO_PROJECT, DEMO_POOL, "nodepool-1"])
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    for k in [
+        "HUAWEICLOUD_SDK_AK",
+        "HUAWEICLOUD_SDK_SK",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+        "HUAWEICLOUD_SDK_IDP_ID",
+        "HUAWEICLOUD_SDK_ID_TOKEN_FILE",
+        "HC_CONTAINER_CREDENTIALS_FULL_URI",
+        "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run_bounded(cmd))
+        .await
+        .expect("script task");
+    if !status.success() {
+        return Err(format!("sdk_keyless.py {source} exited {status}:\n{stderr}"));
+    }
+    let v: Value = serde_json::from_str(&stdout).map_err(|e| format!("bad JSON ({e}): {stdout}"))?;
+    if v["temporary"] != Value::Bool(true) {
+        return Err(format!(
+            "{source}: the SDK signed without a security token: {stdout}"
+        ));
+    }
+    serde_json::from_value(v["names"].clone()).map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_credential_providers_work_against_the_simulator() {
+    use modelarts_simulator::identity::{IdentityConfig, POD_IDENTITY_PATH};
+    let Some(python) = interop_python("official_sdk_credential_providers_work_against_the_simulator") else {
+        return;
+    };
+    let sim = start_simulator().await;
+    let endpoint = sim.endpoint();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sa_token = dir.path().join("pod-identity-token");
+    std::fs::write(&sa_token, "eyJhbGciOiJSUzI1NiJ9.pod-identity-sa-token.sig\n").expect("token file");
+    let id_token = dir.path().join("oidc-token");
+    std::fs::write(&id_token, "eyJhbGciOiJSUzI1NiJ9.oidc-sa-token.sig").expect("token file");
+    sim.state()
+        .identity()
+        .lock()
+        .expect("identity")
+        .set_config(IdentityConfig {
+            // Above the Python SDK's 2 h refresh threshold, so each provider exchanges exactly once.
+            ttl_seconds: 3 * 3600,
+            idp_id: "cce-oidc".into(),
+            id_token: "eyJhbGciOiJSUzI1NiJ9.oidc-sa-token.sig".into(),
+            pod_token: "eyJhbGciOiJSUzI1NiJ9.pod-identity-sa-token.sig".into(),
+            ..IdentityConfig::default()
+        });
+    let expected = served_names(&sim, (DEMO_PROJECT, DEMO_POOL, "nodepool-1"));
+
+    let pod = sdk_keyless(
+        &python,
+        "pod-identity",
+        &endpoint,
+        vec![
+            (
+                "HC_CONTAINER_CREDENTIALS_FULL_URI",
+                format!("{endpoint}{POD_IDENTITY_PATH}"),
+            ),
+            (
+                "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                sa_token.display().to_string(),
+            ),
+        ],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pod, expected, "Pod Identity");
+
+    let oidc = sdk_keyless(
+        &python,
+        "oidc",
+        &endpoint,
+        vec![
+            ("HUAWEICLOUD_SDK_IDP_ID", "cce-oidc".into()),
+            ("HUAWEICLOUD_SDK_ID_TOKEN_FILE", id_token.display().to_string()),
+            ("HUAWEICLOUD_SDK_IAM_ENDPOINT", endpoint.clone()),
+        ],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(oidc, expected, "OIDC federation");
+
+    let md = sdk_keyless(
+        &python,
+        "metadata",
+        &endpoint,
+        vec![("METADATA_ENDPOINT", endpoint.clone())],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(md, expected, "ECS metadata");
+
+    let exchanges = sim.state().identity().lock().expect("identity").exchanges();
+    assert_eq!(exchanges.get("podIdentity"), Some(&1), "{exchanges:?}");
+    assert_eq!(exchanges.get("oidc"), Some(&1), "{exchanges:?}");
+    assert_eq!(exchanges.get("metadata"), Some(&1), "{exchanges:?}");
+
+    // A wrong ServiceAccount token is refused, so the simulator checks what the SDK sends.
+    std::fs::write(&sa_token, "not-the-token").expect("token file");
+    let refused = sdk_keyless(
+        &python,
+        "pod-identity",
+        &endpoint,
+        vec![
+            (
+                "HC_CONTAINER_CREDENTIALS_FULL_URI",
+                format!("{endpoint}{POD_IDENTITY_PATH}"),
+            ),
+            (
+                "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                sa_token.display().to_string(),
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "a wrong Pod Identity token was accepted: {refused:?}"
+    );
+}

@@ -24,6 +24,8 @@ pub enum AuthFailure {
     SignatureExpired,
     /// Too many consecutive failures: the AK is locked for a while.
     AkLocked,
+    /// Temporary credentials past their expiry.
+    CredentialExpired,
 }
 
 impl AuthFailure {
@@ -38,6 +40,9 @@ impl AuthFailure {
             }
             AuthFailure::SignatureExpired => "Incorrect IAM authentication information: signature expired",
             AuthFailure::AkLocked => "Incorrect IAM authentication information: ak locked",
+            AuthFailure::CredentialExpired => {
+                "Incorrect IAM authentication information: the security token has expired"
+            }
         }
     }
 }
@@ -162,6 +167,9 @@ impl Authenticator {
             let lock = self.locks.entry(parsed.access.clone()).or_default();
             if lock.locked_until.is_some_and(|until| now < until) {
                 return Err(AuthFailure::AkLocked);
+            }
+            if cred.expires_at.is_some_and(|at| now >= at) {
+                return Err(AuthFailure::CredentialExpired);
             }
             match verify_signature(cred, &parsed, req, now, self.max_skew) {
                 Ok(()) => {

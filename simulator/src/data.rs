@@ -69,6 +69,9 @@ pub struct CredentialSpec {
     /// Security token of temporary credentials; when set, requests must sign a matching one.
     #[serde(default, deserialize_with = "de_opt_secret")]
     pub security_token: Option<SecretString>,
+    /// When temporary credentials stop being accepted (issued by the identity endpoints).
+    #[serde(skip)]
+    pub expires_at: Option<jiff::Timestamp>,
 }
 
 impl CredentialSpec {
@@ -78,6 +81,7 @@ impl CredentialSpec {
             access_key: access_key.to_string(),
             secret_key: SecretString::from(secret_key.to_string()),
             security_token: None,
+            expires_at: None,
         }
     }
 

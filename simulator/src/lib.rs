@@ -29,6 +29,7 @@ mod control;
 pub mod data;
 pub mod faults;
 pub mod generate;
+pub mod identity;
 pub mod paging;
 pub mod proxy;
 mod server;

@@ -42,6 +42,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         // route_layer: unknown routes get 404 APIGW.0101 without authenticating first.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     v2.merge(control::router())
+        .merge(crate::identity::router())
         .fallback(api::unknown_route)
         .method_not_allowed_fallback(api::unknown_route)
         .layer(middleware::from_fn_with_state(state.clone(), envelope))

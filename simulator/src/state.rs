@@ -71,6 +71,7 @@ pub struct SimState {
     auth_enabled: AtomicBool,
     close_connections: AtomicBool,
     started: Instant,
+    identity: Mutex<crate::identity::IdentityState>,
 }
 
 impl std::fmt::Debug for SimState {
@@ -107,7 +108,13 @@ impl SimState {
             auth_enabled: AtomicBool::new(auth_enabled),
             close_connections: AtomicBool::new(false),
             started: Instant::now(),
+            identity: Mutex::default(),
         }
+    }
+
+    /// The identity endpoints' configuration and counts (see [`crate::identity`]).
+    pub fn identity(&self) -> &Mutex<crate::identity::IdentityState> {
+        &self.identity
     }
 
     /// Time since the simulator started; the clock of [`RequestRecord::at_ms`].
