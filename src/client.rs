@@ -147,6 +147,12 @@ impl ModelArtsClient {
         })
     }
 
+    /// The HTTP client with the operator's trust settings (CA bundle, proxies), for the
+    /// identity endpoints that issue temporary credentials.
+    pub fn http(&self) -> reqwest::Client {
+        self.http.current()
+    }
+
     /// Makes every HTTP attempt wait for a token of this shared limiter first.
     pub fn with_rate_limiter(mut self, limiter: Arc<DefaultDirectRateLimiter>) -> Self {
         self.limiter = Some(limiter);
@@ -395,6 +401,14 @@ fn transport(origin: &str, e: &reqwest::Error, trust: &Trust) -> Error {
         endpoint: origin.to_string(),
         reason,
     }
+}
+
+/// Why a request got no answer, in words (timeouts and connection failures, with the innermost cause).
+pub fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    innermost(e).unwrap_or_else(|| e.to_string())
 }
 
 /// The last error of the chain: for TLS failures, the rustls words.

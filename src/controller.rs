@@ -5,11 +5,13 @@ use crate::{
     capacity::{self, Load},
     client::{ClientOptions, ModelArtsClient},
     crd::{API_VERSION, ModelArtsNodePool, parse_duration},
+    credential_cache::Keyless,
     credentials::Credentials,
     decide::Policy,
     endpoint,
-    error::{Error, Result},
+    error::{CredentialsProblem, Error, Result},
     health::{self, Liveness},
+    keyless::Source,
     leader::{Election, ElectionConfig, LeaderArgs},
     memo::Memos,
     metrics::Metrics,
@@ -68,6 +70,13 @@ pub struct RunArgs {
     /// resources without `spec.credentialsSecretRef`.
     #[arg(long, env = "MODELARTS_OPERATOR_ALLOW_DEFAULT_CREDENTIALS")]
     pub allow_default_credentials: bool,
+    /// Also take credentials from the ECS/BMS metadata service (the node's agency); off by
+    /// default because every Pod on the node could use the same identity.
+    #[arg(long, env = "MODELARTS_OPERATOR_METADATA_CREDENTIALS")]
+    pub metadata_credentials: bool,
+    /// Base URL of the metadata service (tests point it at a simulator).
+    #[arg(long, env = "MODELARTS_OPERATOR_METADATA_ENDPOINT", default_value = crate::keyless::DEFAULT_METADATA_ENDPOINT)]
+    pub metadata_endpoint: String,
     /// Host suffixes a `spec.endpoint` may use (repeatable; default: public ModelArts domains).
     #[arg(
         long = "allowed-endpoint-suffix",
@@ -176,10 +185,30 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ..Default::default()
     })?
     .with_rate_limiter(Arc::new(RateLimiter::direct(quota)));
-    let default_credentials = if args.allow_default_credentials {
-        Some(Credentials::from_env()?)
+    let metrics = Arc::new(Metrics::default());
+    // The operator's identity: its AK/SK environment if set, then the keyless sources the SDK
+    // environment variables configure (Pod Identity, OIDC, a credentials file, metadata).
+    let (default_credentials, keyless) = if args.allow_default_credentials {
+        let sources = Source::from_lookup(
+            |k| std::env::var(k).ok(),
+            args.metadata_credentials.then(|| args.metadata_endpoint.clone()),
+        );
+        for s in &sources {
+            check_identity_endpoint(s, settings.allow_http)?;
+        }
+        let keyless = Keyless::new(sources, modelarts.http(), metrics.clone());
+        let env = match Credentials::from_env() {
+            Ok(c) => Some(c),
+            Err(Error::Credentials {
+                problem: CredentialsProblem::Missing,
+                ..
+            }) if !keyless.is_empty() => None,
+            Err(e) => return Err(e),
+        };
+        info!(sources = ?keyless.kinds(), environment = env.is_some(), "default credentials allowed");
+        (env, Some(keyless))
     } else {
-        None
+        (None, None)
     };
 
     let kube = Client::try_default().await?;
@@ -207,7 +236,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
             .or_else(|_| std::env::var("CONTROLLER_POD_NAME"))
             .ok(),
     };
-    let metrics = Arc::new(Metrics::default());
     let memos = Arc::new(Memos::default());
     let liveness = Arc::new(Liveness::new(memos.clone(), stall_after));
     let ctx = Arc::new(Context {
@@ -217,6 +245,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         settings,
         metrics: metrics.clone(),
         default_credentials,
+        keyless,
         memos,
         liveness: liveness.clone(),
         demand: Default::default(),
@@ -485,5 +514,20 @@ fn check_capacity(
             verdict.warning()
         );
         *warned = Some(tokio::time::Instant::now());
+    }
+}
+
+/// Identity endpoints carry credentials: https only, unless http is allowed for tests
+/// (`--allow-http-endpoints`); the metadata service is plain http by design.
+fn check_identity_endpoint(source: &Source, allow_http: bool) -> Result<()> {
+    let (field, url) = match source {
+        Source::PodIdentity { uri, .. } => (crate::keyless::ENV_POD_IDENTITY_URI, uri),
+        Source::Oidc { iam, .. } => (crate::keyless::ENV_IAM_ENDPOINT, iam),
+        Source::Metadata { .. } | Source::File { .. } => return Ok(()),
+    };
+    if url.starts_with("https://") || (allow_http && url.starts_with("http://")) {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, url.as_str(), "must be an https:// URL"))
     }
 }

@@ -133,6 +133,13 @@ pub struct ModelArtsNodePoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretRef>,
 
+    /// Where credentials come from. Unset: the Secret when `credentialsSecretRef` is set,
+    /// else the operator's default chain. `PodIdentity`, `OIDC`, `Metadata` and `File` name one
+    /// of the operator's keyless sources; like `Default`, they need an operator that allows
+    /// default credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_source: Option<CredentialSource>,
+
     /// How often to poll ModelArts (Go duration, at least `10s`).
     #[serde(default = "default_sync_interval")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
@@ -154,6 +161,38 @@ pub struct ModelArtsNodePoolSpec {
     /// Stop polling and keep the last status.
     #[serde(default)]
     pub suspend: bool,
+}
+
+/// `spec.credentialSource`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CredentialSource {
+    /// `spec.credentialsSecretRef` (the common case).
+    Secret,
+    /// The operator's chain: its AK/SK environment, then its keyless sources in the SDKs' order.
+    Default,
+    /// CCE Pod Identity of the operator's Pod.
+    PodIdentity,
+    /// OIDC federation of the operator's ServiceAccount token.
+    #[serde(rename = "OIDC")]
+    Oidc,
+    /// ECS/BMS metadata (agency of the node), if the operator enables it.
+    Metadata,
+    /// The operator's mounted credentials file.
+    File,
+}
+
+impl CredentialSource {
+    /// The name as written in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialSource::Secret => "Secret",
+            CredentialSource::Default => "Default",
+            CredentialSource::PodIdentity => "PodIdentity",
+            CredentialSource::Oidc => "OIDC",
+            CredentialSource::Metadata => "Metadata",
+            CredentialSource::File => "File",
+        }
+    }
 }
 
 /// A reference to a Secret in the resource's namespace.

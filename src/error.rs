@@ -148,6 +148,8 @@ pub enum CredentialsProblem {
     Invalid,
     /// The operator's identity may not read the Secret (RBAC).
     Forbidden,
+    /// No keyless source (Pod Identity, OIDC, metadata, file) gave credentials.
+    ExchangeFailed,
 }
 
 /// Why a server certificate was refused; each maps to its own condition reason.

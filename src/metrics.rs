@@ -20,6 +20,15 @@ pub struct ResultLabels {
 }
 
 /// Labels naming one custom resource.
+/// Labels of the credential metrics: the keyless source and, for refreshes, the result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `PodIdentity`, `OIDC`, `Metadata`, `File`.
+    pub source: String,
+    /// `ok` or `error` (refreshes only; empty for the expiry gauge).
+    pub result: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     /// Namespace of the resource.
@@ -103,6 +112,10 @@ pub struct Metrics {
     pub creation_failed: Family<PoolLabels, Gauge>,
     /// 1 while this replica runs the controller (holds the Lease, or election is off), else 0.
     pub leader: Gauge,
+    /// Expiry (Unix seconds) of each keyless source's current credentials.
+    pub credential_expiry: Family<SourceLabels, Gauge>,
+    /// Credential exchanges by source and result.
+    pub credential_refreshes: Family<SourceLabels, Counter>,
     /// Resource names exported per pool, so a deleted pool's series can be removed.
     exported: Mutex<HashMap<PoolLabels, BTreeSet<String>>>,
 }
@@ -133,6 +146,18 @@ impl Default for Metrics {
         let qps_limit = Gauge::<f64, AtomicU64>::default();
         let creation_failed = Family::<PoolLabels, Gauge>::default();
         let leader = Gauge::default();
+        let credential_expiry = Family::<SourceLabels, Gauge>::default();
+        let credential_refreshes = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "credential_expiry_timestamp_seconds",
+            "When the current temporary credentials of a keyless source expire",
+            credential_expiry.clone(),
+        );
+        registry.register(
+            "credential_refreshes",
+            "Credential exchanges with a keyless source, by result",
+            credential_refreshes.clone(),
+        );
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
@@ -204,6 +229,8 @@ impl Default for Metrics {
         );
         Metrics {
             leader,
+            credential_expiry,
+            credential_refreshes,
             registry,
             reconciles,
             reconcile_duration,
@@ -228,6 +255,26 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records the expiry of a keyless source's new credentials.
+    pub fn credential_expiry(&self, source: &str, unix_seconds: i64) {
+        self.credential_expiry
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+                result: String::new(),
+            })
+            .set(unix_seconds);
+    }
+
+    /// Counts one exchange with a keyless source.
+    pub fn credential_refresh(&self, source: &str, result: &str) {
+        self.credential_refreshes
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

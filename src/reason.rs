@@ -41,6 +41,8 @@ pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsNotFound";
 pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
 /// The operator may not read the Secret the resource names.
 pub const CREDENTIALS_FORBIDDEN: &str = "CredentialsForbidden";
+/// No keyless credential source gave credentials (the message lists each source and why).
+pub const CREDENTIAL_EXCHANGE_FAILED: &str = "CredentialExchangeFailed";
 /// The spec cannot be used as it stands (endpoint, region).
 pub const INVALID_SPEC: &str = "InvalidSpec";
 /// The Kubernetes API failed while reading what the sync needs.
@@ -104,6 +106,7 @@ pub fn for_error(err: &Error) -> &'static str {
             CredentialsProblem::Missing => CREDENTIALS_NOT_FOUND,
             CredentialsProblem::Invalid => CREDENTIALS_INVALID,
             CredentialsProblem::Forbidden => CREDENTIALS_FORBIDDEN,
+            CredentialsProblem::ExchangeFailed => CREDENTIAL_EXCHANGE_FAILED,
         },
         Error::InvalidInput { .. } => INVALID_SPEC,
         Error::Api(e) => for_answer(e.status, e.code.as_deref()),

@@ -5,7 +5,8 @@
 use crate::{
     capacity::{Demand, Load},
     client::{ModelArtsClient, NodePoolRef},
-    crd::{API_VERSION, ModelArtsNodePool, parse_duration},
+    crd::{API_VERSION, CredentialSource, ModelArtsNodePool, parse_duration},
+    credential_cache::{CachedSource, Keyless},
     credentials::Credentials,
     decide::{self, Decision, Policy, SyncResult},
     endpoint,
@@ -61,6 +62,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The operator's own credentials, when resources may fall back to them.
     pub default_credentials: Option<Credentials>,
+    /// The operator's keyless sources (cached, shared by all resources), when resources may
+    /// use the operator's identity.
+    pub keyless: Option<Keyless>,
     /// Per-resource memory, by UID.
     pub memos: Arc<Memos>,
     /// Told of every reconcile, for `/healthz`.
@@ -297,7 +301,7 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Observed> {
             ),
         ));
     }
-    let creds = credentials(obj, ctx).await?;
+    let (creds, source) = credentials(obj, ctx).await?;
     let pool = NodePoolRef {
         project_id: spec.project_id.clone(),
         pool_name: spec.pool_name.clone(),
@@ -305,8 +309,26 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Observed> {
     };
     let page_size = u32::try_from(spec.page_size.clamp(1, 500)).unwrap_or(500);
     let max_nodes = usize::try_from(spec.max_nodes_in_status.max(0)).unwrap_or(0);
-    let (observed, stats) =
-        fetch::fetch_observed(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await?;
+    let fetch = |creds: Credentials| {
+        let (url, pool) = (url.clone(), pool.clone());
+        async move {
+            fetch::fetch_observed(&ctx.modelarts, &url, &creds, &pool, page_size, max_nodes, |_| {}).await
+        }
+    };
+    let (observed, stats) = match (fetch(creds.clone()).await, source) {
+        // Temporary credentials refused (revoked, or expired early): exchange once and retry.
+        (Err(Error::Api(e)), Some(source)) if e.status == 401 => {
+            if let Credentials::AkSk { access_key, .. } = &creds {
+                source.invalidate(access_key).await;
+            }
+            info!(
+                source = source.kind(),
+                "ModelArts refused temporary credentials; exchanging new ones"
+            );
+            fetch(source.get().await?).await?
+        }
+        (result, _) => result?,
+    };
     ctx.metrics.pages.inc_by(stats.pages as u64);
     if let NodePoolRead::Failed { reason, .. } = &observed.node_pool {
         ctx.metrics
@@ -338,20 +360,71 @@ async fn sync_pool(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Observed> {
     Ok(observed)
 }
 
-/// Reads the one Secret the resource names, at every sync, so a rotation applies at
-/// the next sync; falls back to the operator's credentials only when allowed.
-async fn credentials(obj: &ModelArtsNodePool, ctx: &Context) -> Result<Credentials> {
-    let ns = obj.namespace().unwrap_or_default();
-    let Some(secret_ref) = &obj.spec.credentials_secret_ref else {
-        return ctx.default_credentials.clone().ok_or_else(|| {
-            Error::credentials_missing(
-                "spec.credentialsSecretRef is not set and the operator does not allow default credentials",
+/// The credentials `spec.credentialSource` and `spec.credentialsSecretRef` select, and the
+/// keyless source they came from (to refresh on a 401). The Secret is read at every sync, so a
+/// rotation applies at the next one; the operator's own identity is used only when allowed.
+async fn credentials(
+    obj: &ModelArtsNodePool,
+    ctx: &Context,
+) -> Result<(Credentials, Option<Arc<CachedSource>>)> {
+    let choice = obj.spec.credential_source;
+    match (choice, &obj.spec.credentials_secret_ref) {
+        (None | Some(CredentialSource::Secret), Some(secret_ref)) => {
+            return Ok((secret_credentials(obj, ctx, &secret_ref.name).await?, None));
+        }
+        (Some(CredentialSource::Secret), None) => {
+            return Err(Error::credentials_missing(
+                "spec.credentialSource is Secret but spec.credentialsSecretRef is not set",
+            ));
+        }
+        _ => {}
+    }
+    let named = choice.map(CredentialSource::as_str).unwrap_or("Default");
+    if !ctx.allows_default() {
+        return Err(Error::credentials_missing(if choice.is_none() {
+            "spec.credentialsSecretRef is not set and the operator does not allow default credentials"
+                .to_string()
+        } else {
+            format!(
+                "spec.credentialSource {named} uses the operator's identity, which the operator does not allow \
+                 (--allow-default-credentials)"
             )
-        });
-    };
-    let secret_name = format!("{ns}/{}", secret_ref.name);
+        }));
+    }
+    let keyless = ctx.keyless.clone().unwrap_or_default();
+    match choice {
+        None | Some(CredentialSource::Default) => {
+            if let Some(c) = &ctx.default_credentials {
+                return Ok((c.clone(), None));
+            }
+            let (c, s) = keyless.first().await?;
+            Ok((c, Some(s)))
+        }
+        Some(kind) => {
+            let source = keyless.source(kind.as_str()).ok_or_else(|| {
+                Error::credentials_missing(format!(
+                    "spec.credentialSource {named}: the operator has no such source configured (configured: {})",
+                    if keyless.is_empty() { "none".to_string() } else { keyless.kinds().join(", ") }
+                ))
+            })?;
+            Ok((source.get().await?, Some(source)))
+        }
+    }
+}
+
+impl Context {
+    /// Whether resources may use the operator's own identity.
+    pub fn allows_default(&self) -> bool {
+        self.default_credentials.is_some() || self.keyless.as_ref().is_some_and(|k| !k.is_empty())
+    }
+}
+
+/// AK/SK from the Secret `name` in the resource's namespace.
+async fn secret_credentials(obj: &ModelArtsNodePool, ctx: &Context, name: &str) -> Result<Credentials> {
+    let ns = obj.namespace().unwrap_or_default();
+    let secret_name = format!("{ns}/{name}");
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &ns);
-    let secret = match secrets.get(&secret_ref.name).await {
+    let secret = match secrets.get(name).await {
         Ok(s) => s,
         Err(kube::Error::Api(s)) if s.code == 404 => {
             return Err(Error::credentials_missing(format!(
