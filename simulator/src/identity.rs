@@ -78,7 +78,11 @@ pub struct IdentityState {
     metadata_tokens: HashSet<String>,
     exchanges: BTreeMap<String, u64>,
     refusals: BTreeMap<String, u64>,
+    issued_secrets: Vec<String>,
 }
+
+/// How many issued secrets [`IdentityState::issued_secrets`] keeps (the newest).
+const ISSUED_KEPT: usize = 1000;
 
 type Shared = State<Arc<SimState>>;
 
@@ -154,6 +158,14 @@ fn issue(state: &SimState, source: &str) -> (String, String, String, jiff::Times
     let ak = random("TMPAK", 15);
     let sk = random("", 40);
     let token = random("gQpjbi1ub3J0aC00", 96);
+    {
+        let mut id = lock(state.identity());
+        if id.issued_secrets.len() >= ISSUED_KEPT {
+            id.issued_secrets.drain(..2);
+        }
+        id.issued_secrets.push(sk.clone());
+        id.issued_secrets.push(token.clone());
+    }
     let mut spec = CredentialSpec::new(&ak, &sk).with_security_token(&token);
     spec.expires_at = Some(expires);
     state.upsert_credential(spec);
@@ -305,6 +317,12 @@ impl IdentityState {
     /// Replaces the configuration (tests in-process).
     pub fn set_config(&mut self, config: IdentityConfig) {
         self.config = config;
+    }
+
+    /// The secret keys and security tokens issued so far (newest 1,000), for tests that
+    /// check no secret leaks into logs, events, status or metrics.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.issued_secrets.clone()
     }
 
     /// Credentials issued per source (`oidc`, `podIdentity`, `metadata`).

@@ -837,6 +837,19 @@ impl E2e {
             .unwrap_or_else(|e| panic!("creating ModelArtsNodePool {ns}/{name}: {e}"));
     }
 
+    /// Creates a ModelArtsNodePool from a whole object (e.g. [`E2e::pool_object`] edited).
+    pub async fn create_pool_object(&self, obj: &Value) {
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .expect("namespace")
+            .to_string();
+        let obj: ModelArtsNodePool = serde_json::from_value(obj.clone()).expect("valid object");
+        self.pools(&ns)
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap_or_else(|e| panic!("creating ModelArtsNodePool {ns}/{}: {e}", obj.name_any()));
+    }
+
     /// Merge-patches a resource's spec as admin.
     pub async fn patch_spec(&self, ns: &str, name: &str, spec: Value) {
         self.pools(ns)
