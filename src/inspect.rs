@@ -3,11 +3,13 @@
 use crate::{
     client::{ClientOptions, ModelArtsClient, NodePoolRef, PageProgress},
     crd::ModelArtsNodePoolStatus,
+    credential_cache::Keyless,
     credentials::Credentials,
     decide::Policy,
     endpoint,
-    error::{Error, Result},
+    error::{CredentialsProblem, Error, Result},
     fetch::fetch_observed,
+    keyless::Source,
     onboard,
     status::{Outcome, next_status},
     summary::{DEFAULT_MAX_NODES, PoolSummary},
@@ -69,6 +71,10 @@ pub struct InspectArgs {
     /// Built-in roots trusted besides --ca-file.
     #[arg(long, value_enum, default_value_t = Roots::Public)]
     pub trust_roots: Roots,
+    /// Also try the ECS/BMS metadata service for credentials (after the environment, the
+    /// profile file and OIDC; before Pod Identity), at this base URL.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = crate::keyless::DEFAULT_METADATA_ENDPOINT)]
+    pub metadata_credentials: Option<String>,
     /// Nodes per page (the `limit` query parameter).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub page_size: u32,
@@ -81,6 +87,55 @@ pub struct InspectArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+}
+
+/// The SDKs' chain with their environment variables: AK/SK (or a token) from the environment,
+/// else the keyless sources (OIDC, profile file, metadata if asked for, Pod Identity), so
+/// `inspect` shows whether the operator's Pod would get credentials. The error lists every
+/// source tried and why it failed.
+async fn chain_credentials(args: &InspectArgs, client: &ModelArtsClient) -> Result<Credentials> {
+    let env_err = match Credentials::from_env() {
+        Ok(c) => return Ok(c),
+        Err(
+            e @ Error::Credentials {
+                problem: CredentialsProblem::Missing,
+                ..
+            },
+        ) => e,
+        Err(e) => return Err(e),
+    };
+    let sources = Source::from_lookup(|k| std::env::var(k).ok(), args.metadata_credentials.clone());
+    for s in &sources {
+        let url = match s {
+            Source::PodIdentity { uri, .. } => uri,
+            Source::Oidc { iam, .. } => iam,
+            _ => continue,
+        };
+        if !(url.starts_with("https://") || (args.allow_http && url.starts_with("http://"))) {
+            return Err(Error::invalid(
+                s.kind(),
+                url.as_str(),
+                "must be https:// (or http:// with --allow-http)",
+            ));
+        }
+    }
+    if sources.is_empty() {
+        return Err(env_err);
+    }
+    let keyless = Keyless::new(
+        sources,
+        client.http(),
+        std::sync::Arc::new(crate::metrics::Metrics::default()),
+    );
+    let (creds, source) = keyless.first().await.map_err(|e| match e {
+        Error::Credentials { problem, message } => Error::Credentials {
+            problem,
+            message: format!("environment: {env_err}; {message}"),
+        },
+        other => other,
+    })?;
+    eprintln!("credentials: temporary, from {}", source.kind());
+    Ok(creds)
 }
 
 /// Runs `inspect`: reads credentials from the environment, lists every page and prints.
@@ -96,7 +151,6 @@ pub async fn run(args: InspectArgs) -> Result<()> {
             .transpose()?
             .as_deref(),
     )?;
-    let creds = Credentials::from_env()?;
     let client = ModelArtsClient::new(ClientOptions {
         request_timeout: Duration::from_secs(args.timeout),
         trust: Trust {
@@ -106,6 +160,7 @@ pub async fn run(args: InspectArgs) -> Result<()> {
         },
         ..Default::default()
     })?;
+    let creds = chain_credentials(&args, &client).await?;
     let Some(nodepool) = args.nodepool.clone() else {
         let pools = client
             .list_node_pools(&url, &creds, &args.project_id, &args.pool)
