@@ -777,3 +777,83 @@ fn the_leader_election_lease_belongs_to_the_release() {
         "no Lease without leader election"
     );
 }
+
+/// Each keyless mode renders what the operator and the official SDKs read: OIDC a projected
+/// ServiceAccount token with the identity provider's audience and the SDK variables, a
+/// credentials file a whole-Secret mount, metadata its flag; all allow default credentials.
+#[test]
+fn keyless_values_render_the_sdk_environment_and_volumes() {
+    let Some(helm) = helm_or_skip("keyless_values_render_the_sdk_environment_and_volumes") else {
+        return;
+    };
+    let objs = render(
+        &helm,
+        &[
+            "--set",
+            "keyless.oidc.enabled=true",
+            "--set",
+            "keyless.oidc.idpId=cce-oidc",
+            "--set",
+            "keyless.oidc.audience=client-123",
+            "--set",
+            "keyless.credentialsFile.secretName=hc-profile",
+            "--set",
+            "keyless.metadata.enabled=true",
+        ],
+    );
+    let a = args(&objs);
+    assert!(a.contains(&"--allow-default-credentials".to_owned()), "{a:?}");
+    assert!(a.contains(&"--metadata-credentials".to_owned()), "{a:?}");
+    assert_eq!(
+        env(&objs, "HUAWEICLOUD_SDK_IDP_ID").expect("idp env")["value"],
+        "cce-oidc"
+    );
+    let token_file = str_at(
+        env(&objs, "HUAWEICLOUD_SDK_ID_TOKEN_FILE").expect("token env"),
+        "/value",
+    )
+    .to_owned();
+    let profile = str_at(
+        env(&objs, "HUAWEICLOUD_SDK_CREDENTIALS_FILE").expect("file env"),
+        "/value",
+    )
+    .to_owned();
+    let deploy = one(&objs, "Deployment");
+    let volumes = deploy["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .expect("volumes");
+    let projected = volumes
+        .iter()
+        .find(|v| v["name"] == "oidc-token")
+        .expect("oidc volume");
+    let sat = &projected["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(sat["audience"], "client-123");
+    let mounts = container(&objs)["volumeMounts"].as_array().expect("mounts");
+    let mount_of = |name: &str| {
+        str_at(
+            mounts.iter().find(|m| m["name"] == name).expect("mount"),
+            "/mountPath",
+        )
+        .to_owned()
+    };
+    assert_eq!(
+        token_file,
+        format!("{}/{}", mount_of("oidc-token"), str_at(sat, "/path"))
+    );
+    assert_eq!(profile, format!("{}/credentials", mount_of("credentials-file")));
+    let file = volumes
+        .iter()
+        .find(|v| v["name"] == "credentials-file")
+        .expect("file volume");
+    assert_eq!(file["secret"]["secretName"], "hc-profile");
+    assert!(
+        file["secret"].get("items").is_none(),
+        "a whole-Secret mount, so rotations arrive"
+    );
+
+    let err =
+        try_render(&helm, &["--set", "keyless.oidc.enabled=true"]).expect_err("OIDC without an IdP rendered");
+    assert!(err.contains("keyless.oidc.idpId"), "{err}");
+    let pod_identity = render(&helm, &["--set", "keyless.podIdentity.enabled=true"]);
+    assert!(args(&pod_identity).contains(&"--allow-default-credentials".to_owned()));
+}
