@@ -286,6 +286,72 @@ async fn a_broken_identity_endpoint_is_reported_and_recovers() {
     e.finish().await;
 }
 
+/// Temporary credentials revoked before they expire: ModelArts answers 401, the operator
+/// exchanges once and retries within the same sync, so the resource never leaves Synced.
+#[tokio::test]
+async fn revoked_temporary_credentials_are_exchanged_and_retried_once() {
+    let Some(mut e) = E2e::without_operator(
+        "revoked_temporary_credentials_are_exchanged_and_retried_once",
+        "kl-401",
+    )
+    .await
+    else {
+        return;
+    };
+    configure(&mut e, 3600);
+    e.start_operator().await;
+    let mut obj = e.pool_object(
+        &e.ns,
+        "pod",
+        DEMO_NODEPOOL,
+        "unused",
+        json!({"credentialSource": "PodIdentity"}),
+    );
+    obj["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("credentialsSecretRef");
+    e.create_pool_object(&obj).await;
+    e.wait_conds(&e.ns, "pod", &[("Synced", "True", "Synced")]).await;
+    let ak = e
+        .sim
+        .state()
+        .identity()
+        .lock()
+        .expect("identity")
+        .last_access_key()
+        .expect("issued");
+    let before = e.sim.state().stats();
+    assert!(e.sim.state().remove_credential(&ak), "revoking {ak}");
+    // Two more syncs (10 s interval) after the revocation.
+    let lists = before.requests;
+    wait_until("two syncs after the revocation", TIMEOUT, || async {
+        let now = e.sim.state().stats().requests;
+        (now >= lists + 3)
+            .then_some(())
+            .ok_or(format!("{now} node-list requests"))
+    })
+    .await;
+    let after = e.sim.state().stats();
+    assert_eq!(
+        after.auth_failures - before.auth_failures,
+        1,
+        "one refused request, then fresh credentials"
+    );
+    assert_eq!(
+        exchanges(&e).get("podIdentity"),
+        Some(&2),
+        "exactly one new exchange"
+    );
+    let p = e.get(&e.ns, "pod").await;
+    assert!(
+        has_cond(&p, "Synced", "True", "Synced"),
+        "{}",
+        cond_message(&p, "Synced")
+    );
+    e.finish().await;
+}
+
 fn set_fault(e: &E2e, fault: Option<IdentityFault>) {
     let mut id = e.sim.state().identity().lock().expect("identity");
     id.set_config(IdentityConfig {

@@ -79,6 +79,7 @@ pub struct IdentityState {
     exchanges: BTreeMap<String, u64>,
     refusals: BTreeMap<String, u64>,
     issued_secrets: Vec<String>,
+    last_access_key: Option<String>,
 }
 
 /// How many issued secrets [`IdentityState::issued_secrets`] keeps (the newest).
@@ -164,6 +165,7 @@ fn issue(state: &SimState, source: &str) -> (String, String, String, jiff::Times
             id.issued_secrets.drain(..2);
         }
         id.issued_secrets.push(sk.clone());
+        id.last_access_key = Some(ak.clone());
         id.issued_secrets.push(token.clone());
     }
     let mut spec = CredentialSpec::new(&ak, &sk).with_security_token(&token);
@@ -323,6 +325,11 @@ impl IdentityState {
     /// check no secret leaks into logs, events, status or metrics.
     pub fn issued_secrets(&self) -> Vec<String> {
         self.issued_secrets.clone()
+    }
+
+    /// The access key issued last (to revoke it in a test).
+    pub fn last_access_key(&self) -> Option<String> {
+        self.last_access_key.clone()
     }
 
     /// Credentials issued per source (`oidc`, `podIdentity`, `metadata`).
