@@ -309,6 +309,7 @@ impl Term {
         let (seen, ready) = (listed.clone(), self.ready.clone());
         let objects = watcher(self.api.clone(), self.wc.clone())
             .default_backoff()
+            .modify(crate::trim::trim)
             .reflect(writer)
             .inspect(move |event| {
                 if let Ok(watcher::Event::InitDone) = event

@@ -28,6 +28,7 @@ pub mod status;
 pub mod summary;
 pub mod telemetry;
 pub mod tls;
+pub mod trim;
 pub mod wire;
 pub mod wire_pool;
 
