@@ -219,8 +219,9 @@ for n in $COUNTS; do
   log "RSS settled $((rss_settled / 1024)) MiB; idle for $IDLE_MIN min"
   end=$((SECONDS + IDLE_MIN * 60))
   while [ $SECONDS -lt $end ]; do alive "$oplog"; sleep 5; done
-  m1=$(scrape); cpu1=$(cpu_ticks "$OP_PID"); api2=$(apiserver_requests); t_idle1=$(now)
+  # RSS before the scrape: encoding /metrics for thousands of series allocates a few MiB.
   rss_idle=$(rss_kib "$OP_PID" VmRSS); hwm=$(rss_kib "$OP_PID" VmHWM)
+  m1=$(scrape); cpu1=$(cpu_ticks "$OP_PID"); api2=$(apiserver_requests); t_idle1=$(now)
   writes0=$(metric_sum status_writes_total <<<"$m0"); writes1=$(metric_sum status_writes_total <<<"$m1")
   syncs0=$(metric_sum reconciles_total 'result="synced"' <<<"$m0")
   syncs1=$(metric_sum reconciles_total 'result="synced"' <<<"$m1")

@@ -12,6 +12,7 @@ pub mod decide;
 pub mod endpoint;
 pub mod error;
 pub mod fetch;
+pub mod footprint;
 pub mod health;
 pub mod inspect;
 pub mod leader;
