@@ -223,8 +223,9 @@ async fn act(
 /// Writes `decision.write` by server-side apply. A status decided from the watch cache's
 /// trimmed copy carries no node list when the sync failed or is suspended (it keeps the last
 /// pool); applying it would erase the nodes on the server. So the full status is read first
-/// and the decision made again from it: it may then need no write at all. Failures are rare,
-/// so this read is too; a successful sync decides a complete status and skips it.
+/// and the decision made again from it: it may then need no write at all. This costs one read
+/// per write of a failing resource (a lasting failure rewrites its message at most once a
+/// minute); a successful sync decides a complete status and skips it.
 async fn write_status(
     api: &Api<ModelArtsNodePool>,
     obj: &ModelArtsNodePool,
