@@ -338,6 +338,7 @@ impl Term {
         let (seen, ready) = (listed.clone(), self.ready.clone());
         let objects = watcher(self.api.clone(), self.wc.clone())
             .default_backoff()
+            .modify(crate::trim::trim)
             .reflect(writer)
             .inspect(move |event| {
                 if let Ok(watcher::Event::InitDone) = event
@@ -444,8 +445,8 @@ async fn lead_when_elected(term: Term, election: Election) {
 
 /// As soon as the watch has listed and every 30 s after: drops the memos and metric series
 /// of resources that left the watch (deleted, or no longer matching the selector), so
-/// neither grows with every resource ever seen, and checks that `--modelarts-qps` can
-/// sustain every resource's interval.
+/// neither grows with every resource ever seen, checks that `--modelarts-qps` can
+/// sustain every resource's interval, and hands freed memory back to the kernel.
 async fn forget_deleted(
     store: Store<ModelArtsNodePool>,
     ctx: Arc<Context>,
@@ -474,6 +475,10 @@ async fn forget_deleted(
         ctx.demand.retain(|uid| uids.contains(uid));
         ctx.metrics
             .retain_pools(|ns, name| names.contains(&(ns.to_string(), name.to_string())));
+        drop((objects, uids, names));
+        // The first listing and the first syncs of every resource are the peaks; what they
+        // freed would otherwise stay in the process.
+        crate::footprint::release_free_memory();
     }
 }
 

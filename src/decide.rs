@@ -90,7 +90,7 @@ pub fn after_sync(
 ) -> Decision {
     let next = next_status(stored, generation, sync.outcome, now, policy);
     let events = transitions(stored, &next);
-    let write = (stored != Some(&next)).then_some(next);
+    let write = (!stored.is_some_and(|s| crate::trim::same(&next, s))).then_some(next);
     let interval = sync.interval.min(MAX_REQUEUE);
     let (requeue, failures) = match sync.outcome {
         Outcome::Synced(_) => (spread(interval, 0.1, unit), 0),

@@ -13,6 +13,7 @@ pub mod decide;
 pub mod endpoint;
 pub mod error;
 pub mod fetch;
+pub mod footprint;
 pub mod health;
 pub mod inspect;
 pub mod keyless;
@@ -30,6 +31,7 @@ pub mod status;
 pub mod summary;
 pub mod telemetry;
 pub mod tls;
+pub mod trim;
 pub mod wire;
 pub mod wire_pool;
 

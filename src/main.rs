@@ -1,7 +1,7 @@
 //! The `modelarts-operator` command: `run`, `inspect`, `crd`.
 
 use clap::{Parser, Subcommand};
-use modelarts_operator::{controller, crd, inspect};
+use modelarts_operator::{controller, crd, footprint, inspect};
 use std::process::ExitCode;
 
 /// Mirrors Huawei Cloud ModelArts Lite node pools into Kubernetes.
@@ -22,14 +22,24 @@ enum Command {
     Crd,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime starts its threads, so none of them gets an arena beyond the cap.
+    footprint::limit_malloc_arenas();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run(args) => controller::run(args).await,
-        Command::Inspect(args) => inspect::run(args).await,
-        Command::Crd => crd::crd_yaml().map(|y| print!("{y}")),
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => controller::run(args).await,
+            Command::Inspect(args) => inspect::run(args).await,
+            Command::Crd => crd::crd_yaml().map(|y| print!("{y}")),
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,7 +5,7 @@
 use crate::{
     capacity::{Demand, Load},
     client::{ModelArtsClient, NodePoolRef},
-    crd::{API_VERSION, CredentialSource, ModelArtsNodePool, parse_duration},
+    crd::{API_VERSION, CredentialSource, ModelArtsNodePool, ModelArtsNodePoolStatus, parse_duration},
     credential_cache::{CachedSource, Keyless},
     credentials::Credentials,
     decide::{self, Decision, Policy, SyncResult},
@@ -17,6 +17,7 @@ use crate::{
     metrics::{Metrics, PoolLabels, ResultLabels},
     reason,
     status::{NodePoolRead, Observed, Outcome, Transition, event_note},
+    trim,
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -101,20 +102,33 @@ pub async fn reconcile(obj: Arc<ModelArtsNodePool>, ctx: Arc<Context>) -> Result
         .set(lag.as_secs_f64());
     let failures_before = decide::failures_so_far(memo.as_ref(), generation);
     let result = sync_once(&obj, &ctx).await;
-    let decision = decide::after_sync(
-        obj.status.as_ref(),
-        generation,
-        SyncResult {
-            outcome: &result.outcome,
-            retry_after: result.retry_after,
-            interval: result.interval,
-        },
+    let (now, jitter) = (jiff::Timestamp::now(), unit());
+    let decide_from = |stored: Option<&ModelArtsNodePoolStatus>| {
+        decide::after_sync(
+            stored,
+            generation,
+            SyncResult {
+                outcome: &result.outcome,
+                retry_after: result.retry_after,
+                interval: result.interval,
+            },
+            failures_before,
+            now,
+            &ctx.settings.policy,
+            jitter,
+        )
+    };
+    let decision = decide_from(obj.status.as_ref());
+    let action = act(
+        &obj,
+        &ctx,
+        &uid,
         failures_before,
-        jiff::Timestamp::now(),
-        &ctx.settings.policy,
-        unit(),
-    );
-    let action = act(&obj, &ctx, &uid, failures_before, decision, &result.outcome).await;
+        decision,
+        decide_from,
+        &result.outcome,
+    )
+    .await;
     ctx.liveness.progressed();
     action
 }
@@ -160,29 +174,22 @@ async fn sync_once(obj: &ModelArtsNodePool, ctx: &Context) -> SyncOnce {
 
 /// Carries a decision out: the status write first, then (only once it is stored) the
 /// events, metrics and memo. A refused write backs off like any failure and says so.
+/// `decide_from` decides again from another stored status (see [`write_status`]).
 async fn act(
     obj: &ModelArtsNodePool,
     ctx: &Context,
     uid: &str,
     failures_before: u32,
-    decision: Decision,
+    mut decision: Decision,
+    decide_from: impl Fn(Option<&ModelArtsNodePoolStatus>) -> Decision,
     outcome: &Outcome,
 ) -> Result<Action> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let generation = obj.metadata.generation;
-    if let Some(status) = &decision.write {
+    if decision.write.is_some() {
         let api: Api<ModelArtsNodePool> = Api::namespaced(ctx.kube.clone(), &ns);
-        let body =
-            serde_json::json!({ "apiVersion": API_VERSION, "kind": "ModelArtsNodePool", "status": status });
-        let written = api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await;
-        if let Err(e) = written {
+        if let Err(e) = write_status(&api, obj, &name, &mut decision, decide_from).await {
             ctx.metrics.status_write_failures.inc();
             let (wait, failures, event) =
                 decide::after_write_failure(failures_before, &e.to_string(), &ctx.settings.policy, unit());
@@ -194,6 +201,8 @@ async fn act(
                 retry_in: wait,
             });
         }
+    }
+    if decision.write.is_some() {
         ctx.metrics.status_writes.inc();
     }
     for event in &decision.events {
@@ -213,6 +222,49 @@ async fn act(
     count(&ctx.metrics, result);
     remember(ctx, uid, generation, decision.requeue, decision.failures);
     Ok(Action::requeue(decision.requeue))
+}
+
+/// Writes `decision.write` by server-side apply. A status decided from the watch cache's
+/// trimmed copy carries no node list when the sync failed or is suspended (it keeps the last
+/// pool); applying it would erase the nodes on the server. So the full status is read first
+/// and the decision made again from it: it may then need no write at all. This costs one read
+/// per write of a failing resource (a lasting failure rewrites its message at most once a
+/// minute); a successful sync decides a complete status and skips it.
+async fn write_status(
+    api: &Api<ModelArtsNodePool>,
+    obj: &ModelArtsNodePool,
+    name: &str,
+    decision: &mut Decision,
+    decide_from: impl Fn(Option<&ModelArtsNodePoolStatus>) -> Decision,
+) -> std::result::Result<(), kube::Error> {
+    if decision.write.as_ref().is_some_and(trim::is_trimmed) {
+        let full = api.get_status(name).await?;
+        if full.uid() != obj.uid() {
+            // Deleted and created again since the watch saw it: the next event reconciles the new one.
+            decision.write = None;
+            decision.events.clear();
+            return Ok(());
+        }
+        *decision = decide_from(full.status.as_ref());
+    }
+    let Some(status) = &decision.write else {
+        return Ok(());
+    };
+    if trim::is_trimmed(status) {
+        // Unreachable: a status decided from the full one carries the full node list.
+        return Err(kube::Error::Service(
+            "refusing to write a status without its node list".into(),
+        ));
+    }
+    let body =
+        serde_json::json!({ "apiVersion": API_VERSION, "kind": "ModelArtsNodePool", "status": status });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map(drop)
 }
 
 fn remember(ctx: &Context, uid: &str, generation: Option<i64>, wait: Duration, failures: u32) {

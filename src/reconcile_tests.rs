@@ -30,6 +30,10 @@ struct FakeApi {
     refused: usize,
     /// Events created or patched: (reason, type, note).
     events: Vec<(String, String, String)>,
+    /// The object as last written, served to `GET .../status`.
+    stored: Option<Value>,
+    /// `GET .../status` requests answered.
+    status_reads: usize,
 }
 
 type Shared = Arc<Mutex<FakeApi>>;
@@ -79,9 +83,22 @@ async fn serve(api: Shared, req: Request<Body>) -> Response<Body> {
             );
         }
         api.status_patches.push(body.clone());
-        let mut obj = object(Some(1), "uid-echo");
+        let mut obj = match &api.stored {
+            Some(stored) => stored.clone(),
+            None => object(Some(1), "uid-echo"),
+        };
         obj["status"] = body["status"].clone();
+        if api.stored.is_some() {
+            api.stored = Some(obj.clone());
+        }
         return respond(StatusCode::OK, obj);
+    }
+    if method == "GET" && path == status_path {
+        api.status_reads += 1;
+        return match &api.stored {
+            Some(obj) => respond(StatusCode::OK, obj.clone()),
+            None => failure(StatusCode::NOT_FOUND, "NotFound", "no object"),
+        };
     }
     if path.starts_with(&format!("/apis/events.k8s.io/v1/namespaces/{NS}/events")) {
         api.events.push((
@@ -137,6 +154,13 @@ impl Obj {
     }
     fn arc(&self) -> Arc<ModelArtsNodePool> {
         Arc::new(serde_json::from_value(self.value.clone()).expect("valid ModelArtsNodePool"))
+    }
+    /// As the operator's watch cache holds it.
+    fn trimmed(&self) -> Arc<ModelArtsNodePool> {
+        let mut obj: ModelArtsNodePool =
+            serde_json::from_value(self.value.clone()).expect("valid ModelArtsNodePool");
+        trim::trim(&mut obj);
+        Arc::new(obj)
     }
 }
 
@@ -440,4 +464,47 @@ impl Harness {
             self.make_due(uid);
         }
     }
+}
+
+#[tokio::test]
+async fn the_trimmed_watch_cache_costs_no_write_when_nothing_changed_and_a_failure_keeps_the_nodes() {
+    let h = Harness::start().await;
+    h.reconcile(&h.obj("uid-1", 1)).await.expect("first sync");
+    let written = h.last_status();
+    let nodes = written.pool.as_ref().expect("pool").nodes.clone();
+    // The embedded demo data's GPU node pool has 4 nodes, all within maxNodesInStatus.
+    assert_eq!(nodes.len(), 4);
+    let on_server = h.obj("uid-1", 1).status(&written);
+    h.api.lock().unwrap().stored = Some(on_server.value.clone());
+
+    // Nothing changed in ModelArts: the cache's digest stands in for the node list exactly.
+    h.make_due("uid-1");
+    reconcile(on_server.trimmed(), h.ctx.clone())
+        .await
+        .expect("second sync");
+    assert_eq!(h.listings(), 2);
+    assert_eq!(h.patches(), 1, "an unchanged pool is not written again");
+    assert_eq!(
+        h.api.lock().unwrap().status_reads,
+        0,
+        "a successful sync reads nothing back"
+    );
+
+    // The sync fails: the status written keeps the last node list, read from the server.
+    h.sim.state().set_faults(vec![Fault::new(FaultKind::Throttle {
+        retry_after: Some(u64::MAX),
+    })]);
+    h.make_due("uid-1");
+    reconcile(on_server.trimmed(), h.ctx.clone())
+        .await
+        .expect("a failed sync is a state");
+    assert_eq!(h.api.lock().unwrap().status_reads, 1);
+    let failed = h.last_status();
+    assert_eq!(reason_of(&failed, "Synced"), ("False".into(), "Throttled".into()));
+    assert_eq!(
+        failed.pool.as_ref().expect("pool kept").nodes,
+        nodes,
+        "no node lost"
+    );
+    assert_eq!(failed.last_sync_time, written.last_sync_time);
 }

@@ -187,7 +187,8 @@ pub fn next_status(
             .as_deref()
             .and_then(|t| t.parse::<Timestamp>().ok())
             .is_none_or(|t| now.duration_since(t).unsigned_abs() >= policy.heartbeat);
-        next.last_sync_time = if candidate != *prev || stale {
+        // `prev` may be the watch cache's trimmed copy: `same` compares as `!=` would the full one.
+        next.last_sync_time = if !crate::trim::same(&candidate, prev) || stale {
             Some(rfc3339(now))
         } else {
             prev.last_sync_time.clone()

@@ -128,6 +128,11 @@ pub struct PoolSummary {
     /// Resource values that are not quantities and were left out of the sums.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid_quantities: Vec<String>,
+    /// Only on the watch cache's copies, which drop `nodes` to save memory: the digest of
+    /// the list that was there ([`crate::trim`]). Never serialized.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub trimmed_nodes: Option<crate::trim::NodesDigest>,
 }
 
 /// Heap entry ordered so that the heap's maximum is the entry to drop first:
@@ -279,6 +284,7 @@ impl Summarizer {
             omitted_nodes: self.node_count - kept_len as i64,
             abnormal_nodes,
             invalid_quantities,
+            trimmed_nodes: None,
         }
     }
 }
