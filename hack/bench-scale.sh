@@ -32,7 +32,7 @@
 #   BENCH_COUNTS ["10 100 1000 5000"]  BENCH_IDLE_MINUTES [10]  BENCH_SETTLE_SECONDS [30]
 #   BENCH_NODES [20]  BENCH_QPS [100]  BENCH_BURST [10]  BENCH_CONCURRENCY [operator default]
 #   BENCH_SYNC_INTERVAL [300s]  BENCH_HEARTBEAT [24h]  BENCH_BIG_NODES [100000]  BENCH_REF_NODES [1000]
-#   BENCH_BIG_SYNCS [3] (BENCH_BIG_NODES=0 skips the large pool)  BENCH_OUT [none]  CONTROL_PLANE_DIR (a plane already running there is reused
+#   BENCH_BIG_SYNCS [3] (BENCH_BIG_NODES=0 skips the large pool)  BENCH_OUT [none]  BENCH_OPERATOR_BIN [release build]  CONTROL_PLANE_DIR (a plane already running there is reused
 #   and left running)  KEEP_LOGS=1 (keep the work dir)  CARGO
 # Processes started here are stopped on exit by recorded PID, never by name.
 set -euo pipefail
@@ -99,7 +99,9 @@ trap 'exit 143' TERM
 
 log "building modelarts-operator and modelarts-simulator (release)"
 ( cd "$ROOT" && "$CARGO" build --release -p modelarts-operator --bin modelarts-operator -p modelarts-simulator --bin modelarts-simulator ) >&2
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/modelarts-operator"
+# BENCH_OPERATOR_BIN: measure another build of the operator, e.g. the image's static musl binary
+# (target/image/context/dist/amd64/modelarts-operator from hack/image.sh).
+BIN=${BENCH_OPERATOR_BIN:-"${CARGO_TARGET_DIR:-$ROOT/target}/release/modelarts-operator"}
 SIM_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/modelarts-simulator"
 [[ $BIN = /* ]] || BIN="$ROOT/$BIN"
 [[ $SIM_BIN = /* ]] || SIM_BIN="$ROOT/$SIM_BIN"
