@@ -194,7 +194,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             args.metadata_credentials.then(|| args.metadata_endpoint.clone()),
         );
         for s in &sources {
-            check_identity_endpoint(s, settings.allow_http)?;
+            s.check_endpoint(settings.allow_http, "--allow-http-endpoints")?;
         }
         let keyless = Keyless::new(sources, modelarts.http(), metrics.clone());
         let env = match Credentials::from_env() {
@@ -519,20 +519,5 @@ fn check_capacity(
             verdict.warning()
         );
         *warned = Some(tokio::time::Instant::now());
-    }
-}
-
-/// Identity endpoints carry credentials: https only, unless http is allowed for tests
-/// (`--allow-http-endpoints`); the metadata service is plain http by design.
-fn check_identity_endpoint(source: &Source, allow_http: bool) -> Result<()> {
-    let (field, url) = match source {
-        Source::PodIdentity { uri, .. } => (crate::keyless::ENV_POD_IDENTITY_URI, uri),
-        Source::Oidc { iam, .. } => (crate::keyless::ENV_IAM_ENDPOINT, iam),
-        Source::Metadata { .. } | Source::File { .. } => return Ok(()),
-    };
-    if url.starts_with("https://") || (allow_http && url.starts_with("http://")) {
-        Ok(())
-    } else {
-        Err(Error::invalid(field, url.as_str(), "must be an https:// URL"))
     }
 }

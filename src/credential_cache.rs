@@ -43,6 +43,17 @@ struct Slot {
     last_error: Option<String>,
 }
 
+impl Slot {
+    /// The cached credentials if they have not expired yet (refresh may be due already).
+    fn unexpired(&self, now: jiff::Timestamp) -> Option<Credentials> {
+        let (issued, _) = self.current.as_ref()?;
+        issued
+            .expires_at
+            .is_none_or(|e| now < e)
+            .then(|| issued.credentials.clone())
+    }
+}
+
 /// One source and its cached credential.
 pub struct CachedSource {
     source: Source,
@@ -82,12 +93,9 @@ impl CachedSource {
             && now < at
         {
             // Backing off: still-valid credentials stay in use; otherwise the last failure.
-            if let Some((issued, _)) = &slot.current
-                && issued.expires_at.is_none_or(|e| now < e)
-            {
-                return Ok(issued.credentials.clone());
-            }
-            return Err(self.error(slot.last_error.clone().unwrap_or_default()));
+            return slot
+                .unexpired(now)
+                .ok_or_else(|| self.error(slot.last_error.clone().unwrap_or_default()));
         }
         match keyless::exchange(&self.source, &self.http).await {
             Ok(issued) => {
@@ -116,12 +124,7 @@ impl CachedSource {
                 };
                 warn!(source = self.kind(), error = %msg, retry_in = ?wait, "credential exchange failed");
                 slot.last_error = Some(msg.clone());
-                if let Some((issued, _)) = &slot.current
-                    && issued.expires_at.is_none_or(|x| now < x)
-                {
-                    return Ok(issued.credentials.clone());
-                }
-                Err(self.error(msg))
+                slot.unexpired(now).ok_or_else(|| self.error(msg))
             }
         }
     }

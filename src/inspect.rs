@@ -106,18 +106,7 @@ async fn chain_credentials(args: &InspectArgs, client: &ModelArtsClient) -> Resu
     };
     let sources = Source::from_lookup(|k| std::env::var(k).ok(), args.metadata_credentials.clone());
     for s in &sources {
-        let url = match s {
-            Source::PodIdentity { uri, .. } => uri,
-            Source::Oidc { iam, .. } => iam,
-            _ => continue,
-        };
-        if !(url.starts_with("https://") || (args.allow_http && url.starts_with("http://"))) {
-            return Err(Error::invalid(
-                s.kind(),
-                url.as_str(),
-                "must be https:// (or http:// with --allow-http)",
-            ));
-        }
+        s.check_endpoint(args.allow_http, "--allow-http")?;
     }
     if sources.is_empty() {
         return Err(env_err);

@@ -99,6 +99,28 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Identity endpoints carry credentials: https only, unless `allow_http` (the `http_flag`
+    /// named in the error) lets tests use loopback fakes. The metadata service is plain http by
+    /// design and a file has no endpoint.
+    pub fn check_endpoint(&self, allow_http: bool, http_flag: &str) -> Result<()> {
+        let (field, url) = match self {
+            Source::PodIdentity { uri, .. } => (ENV_POD_IDENTITY_URI, uri),
+            Source::Oidc { iam, .. } => (ENV_IAM_ENDPOINT, iam),
+            Source::Metadata { .. } | Source::File { .. } => return Ok(()),
+        };
+        if url.starts_with("https://") || (allow_http && url.starts_with("http://")) {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                field,
+                url.as_str(),
+                format!("must be https:// (or http:// with {http_flag})"),
+            ))
+        }
+    }
+}
+
 /// Credentials with the moment they stop working (`None`: never, e.g. a permanent file key).
 #[derive(Debug, Clone)]
 pub struct Issued {
@@ -373,5 +395,31 @@ mod tests {
         // Half a pair configures nothing; metadata only when enabled.
         let half: HashMap<&str, &str> = [(ENV_IDP_ID, "x"), (ENV_POD_IDENTITY_URI, "https://p")].into();
         assert!(Source::from_lookup(|k| half.get(k).map(|v| v.to_string()), None).is_empty());
+    }
+
+    #[test]
+    fn identity_endpoints_must_be_https_unless_http_is_allowed() {
+        let pod = Source::PodIdentity {
+            uri: "http://127.0.0.1:8080/pod-identity".into(),
+            token_file: "/t".into(),
+        };
+        let e = pod
+            .check_endpoint(false, "--allow-http")
+            .expect_err("http refused")
+            .to_string();
+        assert!(
+            e.contains(ENV_POD_IDENTITY_URI)
+                && e.contains("http://127.0.0.1:8080")
+                && e.contains("--allow-http"),
+            "{e}"
+        );
+        assert!(pod.check_endpoint(true, "--allow-http").is_ok());
+        let md = Source::Metadata {
+            base: DEFAULT_METADATA_ENDPOINT.into(),
+        };
+        assert!(
+            md.check_endpoint(false, "--allow-http").is_ok(),
+            "metadata is http by design"
+        );
     }
 }
