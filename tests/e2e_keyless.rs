@@ -26,18 +26,7 @@ const IDP: &str = "cce-oidc-e2e";
 /// Configures the simulator's identity endpoints and the operator's environment for all four
 /// keyless sources; returns the secrets the test put in files (checked for leaks later).
 fn configure(e: &mut E2e, ttl_seconds: u64) -> Vec<String> {
-    e.sim
-        .state()
-        .identity()
-        .lock()
-        .expect("identity")
-        .set_config(IdentityConfig {
-            ttl_seconds,
-            idp_id: IDP.into(),
-            id_token: ID_TOKEN.into(),
-            pod_token: POD_TOKEN.into(),
-            ..IdentityConfig::default()
-        });
+    set_identity(e, ttl_seconds, None);
     let dir = e.dir.path().to_path_buf();
     std::fs::write(dir.join("pod-token"), POD_TOKEN).expect("pod token");
     std::fs::write(dir.join("id-token"), ID_TOKEN).expect("id token");
@@ -116,18 +105,7 @@ async fn each_keyless_source_authenticates_a_resource() {
     let mut names = Vec::new();
     for s in sources {
         let name = format!("via-{}", s.to_lowercase());
-        let mut obj = e.pool_object(
-            &e.ns,
-            &name,
-            DEMO_NODEPOOL,
-            "unused",
-            json!({"credentialSource": s}),
-        );
-        obj["spec"]
-            .as_object_mut()
-            .expect("spec")
-            .remove("credentialsSecretRef");
-        e.create_pool_object(&obj).await;
+        create_keyless_pool(&e, &name, Some(s)).await;
         names.push(name);
     }
     for n in &names {
@@ -138,15 +116,7 @@ async fn each_keyless_source_authenticates_a_resource() {
         assert_eq!(got.get(k), Some(&1), "one exchange per source: {got:?}");
     }
     // A resource without a Secret and without a source uses the chain: OIDC comes first.
-    let obj = {
-        let mut o = e.pool_object(&e.ns, "via-chain", DEMO_NODEPOOL, "unused", json!({}));
-        o["spec"]
-            .as_object_mut()
-            .expect("spec")
-            .remove("credentialsSecretRef");
-        o
-    };
-    e.create_pool_object(&obj).await;
+    create_keyless_pool(&e, "via-chain", None).await;
     e.wait_conds(&e.ns, "via-chain", &[("Synced", "True", "Synced")])
         .await;
     names.push("via-chain".into());
@@ -183,18 +153,7 @@ async fn short_lived_credentials_refresh_once_per_period_for_a_hundred_resources
     e.start_operator().await;
     let names: Vec<String> = (0..100).map(|i| format!("p{i:03}")).collect();
     for n in &names {
-        let mut obj = e.pool_object(
-            &e.ns,
-            n,
-            DEMO_NODEPOOL,
-            "unused",
-            json!({"credentialSource": "PodIdentity"}),
-        );
-        obj["spec"]
-            .as_object_mut()
-            .expect("spec")
-            .remove("credentialsSecretRef");
-        e.create_pool_object(&obj).await;
+        create_keyless_pool(&e, n, Some("PodIdentity")).await;
     }
     for n in &names {
         e.wait_conds(&e.ns, n, &[("Synced", "True", "Synced")]).await;
@@ -256,20 +215,9 @@ async fn a_broken_identity_endpoint_is_reported_and_recovers() {
     };
     configure(&mut e, 15);
     e.start_operator().await;
-    let mut obj = e.pool_object(
-        &e.ns,
-        "oidc",
-        DEMO_NODEPOOL,
-        "unused",
-        json!({"credentialSource": "OIDC"}),
-    );
-    obj["spec"]
-        .as_object_mut()
-        .expect("spec")
-        .remove("credentialsSecretRef");
-    e.create_pool_object(&obj).await;
+    create_keyless_pool(&e, "oidc", Some("OIDC")).await;
     e.wait_conds(&e.ns, "oidc", &[("Synced", "True", "Synced")]).await;
-    set_fault(&e, Some(IdentityFault::Unavailable));
+    set_identity(&e, 15, Some(IdentityFault::Unavailable));
     let p = wait_until("CredentialExchangeFailed", TIMEOUT, || async {
         let p = e.get(&e.ns, "oidc").await;
         if has_cond(&p, "Synced", "False", "CredentialExchangeFailed") {
@@ -281,7 +229,7 @@ async fn a_broken_identity_endpoint_is_reported_and_recovers() {
     .await;
     let msg = cond_message(&p, "Synced");
     assert!(msg.contains("OIDC") && msg.contains("HTTP 500"), "{msg}");
-    set_fault(&e, None);
+    set_identity(&e, 15, None);
     e.wait_conds(&e.ns, "oidc", &[("Synced", "True", "Synced")]).await;
     e.finish().await;
 }
@@ -300,18 +248,7 @@ async fn revoked_temporary_credentials_are_exchanged_and_retried_once() {
     };
     configure(&mut e, 3600);
     e.start_operator().await;
-    let mut obj = e.pool_object(
-        &e.ns,
-        "pod",
-        DEMO_NODEPOOL,
-        "unused",
-        json!({"credentialSource": "PodIdentity"}),
-    );
-    obj["spec"]
-        .as_object_mut()
-        .expect("spec")
-        .remove("credentialsSecretRef");
-    e.create_pool_object(&obj).await;
+    create_keyless_pool(&e, "pod", Some("PodIdentity")).await;
     e.wait_conds(&e.ns, "pod", &[("Synced", "True", "Synced")]).await;
     let ak = e
         .sim
@@ -352,14 +289,30 @@ async fn revoked_temporary_credentials_are_exchanged_and_retried_once() {
     e.finish().await;
 }
 
-fn set_fault(e: &E2e, fault: Option<IdentityFault>) {
-    let mut id = e.sim.state().identity().lock().expect("identity");
-    id.set_config(IdentityConfig {
-        ttl_seconds: 15,
-        idp_id: IDP.into(),
-        id_token: ID_TOKEN.into(),
-        pod_token: POD_TOKEN.into(),
-        fault,
-        ..IdentityConfig::default()
-    });
+/// The simulator's identity endpoints: this test's IdP, tokens, lifetime and fault.
+fn set_identity(e: &E2e, ttl_seconds: u64, fault: Option<IdentityFault>) {
+    e.sim
+        .state()
+        .identity()
+        .lock()
+        .expect("identity")
+        .set_config(IdentityConfig {
+            ttl_seconds,
+            idp_id: IDP.into(),
+            id_token: ID_TOKEN.into(),
+            pod_token: POD_TOKEN.into(),
+            fault,
+            ..IdentityConfig::default()
+        });
+}
+
+/// Creates a resource without a Secret reference, with `credentialSource` when given.
+async fn create_keyless_pool(e: &E2e, name: &str, source: Option<&str>) {
+    let extra = source.map_or(json!({}), |s| json!({"credentialSource": s}));
+    let mut obj = e.pool_object(&e.ns, name, DEMO_NODEPOOL, "unused", extra);
+    obj["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("credentialsSecretRef");
+    e.create_pool_object(&obj).await;
 }

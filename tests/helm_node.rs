@@ -21,8 +21,8 @@ mod operator;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use modelarts_simulator::{
-    DEMO_ACCESS_KEY, DEMO_NODE, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, NodePatch,
-    SimData, SimOptions, Simulator, TestCa, Validity,
+    DEMO_ACCESS_KEY, DEMO_NODE, DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, DEMO_SECRET_KEY, SimData,
+    SimOptions, Simulator, TestCa, Validity,
 };
 use operator::{has_cond, wait_until};
 use serde_json::{Value, json};
@@ -274,17 +274,7 @@ impl World {
     }
 
     fn set_phase(&self, phase: &str) {
-        self.sim
-            .state()
-            .patch_node(
-                (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
-                DEMO_NODE,
-                NodePatch {
-                    phase: Some(phase.into()),
-                    ..Default::default()
-                },
-            )
-            .expect("patching the simulator's node");
+        operator::set_demo_node_phase(self.sim.state(), DEMO_NODE, phase);
     }
 
     async fn lease_holder(&self) -> Option<String> {
@@ -531,14 +521,7 @@ async fn two_replicas_hand_over_when_the_leader_pod_is_deleted() {
             loop {
                 abnormal = !abnormal;
                 let phase = if abnormal { "Abnormal" } else { "Available" };
-                let _ = state.patch_node(
-                    (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
-                    DEMO_NODE,
-                    NodePatch {
-                        phase: Some(phase.into()),
-                        ..Default::default()
-                    },
-                );
+                operator::set_demo_node_phase(&state, DEMO_NODE, phase);
                 tokio::time::sleep(Duration::from_secs(3)).await;
             }
         })

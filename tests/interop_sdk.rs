@@ -919,23 +919,20 @@ async fn official_sdk_credential_providers_work_against_the_simulator() {
         });
     let expected = served_names(&sim, (DEMO_PROJECT, DEMO_POOL, "nodepool-1"));
 
-    let pod = sdk_keyless(
-        &python,
-        "pod-identity",
-        &endpoint,
-        vec![
-            (
-                "HC_CONTAINER_CREDENTIALS_FULL_URI",
-                format!("{endpoint}{POD_IDENTITY_PATH}"),
-            ),
-            (
-                "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                sa_token.display().to_string(),
-            ),
-        ],
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    // What the CCE add-on injects into a Pod: the endpoint and the ServiceAccount token file.
+    let pod_identity_env = vec![
+        (
+            "HC_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("{endpoint}{POD_IDENTITY_PATH}"),
+        ),
+        (
+            "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            sa_token.display().to_string(),
+        ),
+    ];
+    let pod = sdk_keyless(&python, "pod-identity", &endpoint, pod_identity_env.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pod, expected, "Pod Identity");
 
     let oidc = sdk_keyless(
@@ -969,22 +966,7 @@ async fn official_sdk_credential_providers_work_against_the_simulator() {
 
     // A wrong ServiceAccount token is refused, so the simulator checks what the SDK sends.
     std::fs::write(&sa_token, "not-the-token").expect("token file");
-    let refused = sdk_keyless(
-        &python,
-        "pod-identity",
-        &endpoint,
-        vec![
-            (
-                "HC_CONTAINER_CREDENTIALS_FULL_URI",
-                format!("{endpoint}{POD_IDENTITY_PATH}"),
-            ),
-            (
-                "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                sa_token.display().to_string(),
-            ),
-        ],
-    )
-    .await;
+    let refused = sdk_keyless(&python, "pod-identity", &endpoint, pod_identity_env.clone()).await;
     assert!(
         refused.is_err(),
         "a wrong Pod Identity token was accepted: {refused:?}"

@@ -384,6 +384,21 @@ impl Drop for OperatorProcess {
     }
 }
 
+/// Sets the phase of a node of the demo node pool in a simulator.
+pub fn set_demo_node_phase(state: &modelarts_simulator::SimState, node: &str, phase: &str) {
+    use modelarts_simulator::{DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, NodePatch};
+    state
+        .patch_node(
+            (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
+            node,
+            NodePatch {
+                phase: Some(phase.into()),
+                ..Default::default()
+            },
+        )
+        .expect("patching the simulator's node");
+}
+
 /// The value of the first sample whose name (labels included) ends in `suffix`.
 fn sample(text: &str, suffix: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
@@ -432,18 +447,7 @@ pub struct E2e {
 impl E2e {
     /// Sets the phase of a node of the demo node pool in this test's simulator.
     pub fn set_node_phase(&self, node: &str, phase: &str) {
-        use modelarts_simulator::{DEMO_NODEPOOL, DEMO_POOL, DEMO_PROJECT_ID, NodePatch};
-        self.sim
-            .state()
-            .patch_node(
-                (DEMO_PROJECT_ID, DEMO_POOL, DEMO_NODEPOOL),
-                node,
-                NodePatch {
-                    phase: Some(phase.into()),
-                    ..Default::default()
-                },
-            )
-            .expect("patching the simulator's node");
+        set_demo_node_phase(self.sim.state(), node, phase);
     }
 
     /// Sets everything up and starts the operator, or returns `None` (SKIPPED) without a cluster.
