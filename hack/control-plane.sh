@@ -40,37 +40,10 @@ READY_TIMEOUT=${CONTROL_PLANE_READY_TIMEOUT:-120}
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 die() { printf '[control-plane] error: %s\n' "$*" >&2; exit 1; }
 
-# --- process bookkeeping: only ever signal PIDs we recorded, and only if they still run our binary ---
-
-# pid_is <name>: true if $D/<name>.pid is alive and its argv[0] is the binary recorded in $D/<name>.bin.
-pid_is() {
-  local name=$1 pid bin argv0
-  [ -f "$D/$name.pid" ] && [ -f "$D/$name.bin" ] || return 1
-  pid=$(cat "$D/$name.pid"); bin=$(cat "$D/$name.bin")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [ -r "/proc/$pid/cmdline" ] || return 1
-  argv0=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1) || return 1
-  [ "$argv0" = "$bin" ]
-}
-
-stop_one() {
-  local name=$1 pid i
-  if ! pid_is "$name"; then
-    [ -f "$D/$name.pid" ] && log "$name (pid $(cat "$D/$name.pid")) is not running (or the PID now belongs to another program); not signalling it"
-    rm -f "$D/$name.pid"
-    return 0
-  fi
-  pid=$(cat "$D/$name.pid")
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 100); do pid_is "$name" || break; sleep 0.2; done
-  if pid_is "$name"; then
-    log "$name (pid $pid) ignored SIGTERM for 20s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for i in $(seq 50); do pid_is "$name" || break; sleep 0.1; done
-  fi
-  rm -f "$D/$name.pid"
-}
+# --- process bookkeeping (pid_is, start, stop_one, free_ports): hack/lib/procs.sh ---
+PROCS_DIR=$D
+# shellcheck source=lib/procs.sh
+. "$HACK/lib/procs.sh"
 
 stop_all() {
   # The node first: its teardown deletes Pods through the API and restores the machine.
@@ -94,16 +67,6 @@ remove_state() {
 }
 
 # --- ports ---
-
-free_ports() { # prints N distinct free loopback ports; sockets are held until all are chosen so they differ
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
 
 port_is_free() {
   python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
@@ -200,20 +163,6 @@ current-context: modelarts-operator-test
 EOF
   chmod 600 "$D/kubeconfig.tmp"
   mv "$D/kubeconfig.tmp" "$D/kubeconfig"
-}
-
-# start <name> <binary> args...: run detached (own session, so the caller's Ctrl-C/job teardown does not
-# hit it), log into $D/<name>.log, record PID and binary path.
-start() {
-  local name=$1 bin=$2; shift 2
-  # A background child of a non-interactive shell is not a process-group leader, so setsid execs in place
-  # and $! is the server's own PID (checked by pid_is below).
-  # fd 9 (the flock) is closed so the server does not hold the lock for its whole life.
-  setsid "$bin" "$@" </dev/null >"$D/$name.log" 2>&1 9<&- &
-  echo $! > "$D/$name.pid"
-  echo "$bin" > "$D/$name.bin"
-  sleep 0.2
-  pid_is "$name" || { tail -n 30 "$D/$name.log" >&2 || true; die "$name exited right after start (log: $D/$name.log)"; }
 }
 
 # start_etcd: launch etcd with the ports, data dir and TLS-less settings of $D/state.env; wait for /health.

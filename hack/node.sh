@@ -36,50 +36,10 @@ SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forw
 log() { printf '[node] %s\n' "$*" >&2; }
 die() { printf '[node] error: %s\n' "$*" >&2; exit 1; }
 
-# Same bookkeeping as control-plane.sh: only PIDs we recorded, only if they still run our binary.
-pid_is() {
-  local name=$1 pid bin argv0
-  [ -f "$N/$name.pid" ] && [ -f "$N/$name.bin" ] || return 1
-  pid=$(cat "$N/$name.pid"); bin=$(cat "$N/$name.bin")
-  [[ $pid =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] || return 1
-  argv0=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1) || return 1
-  [ "$argv0" = "$bin" ]
-}
-
-start() {
-  local name=$1 bin=$2; shift 2
-  setsid "$bin" "$@" </dev/null >"$N/$name.log" 2>&1 9<&- &
-  echo $! > "$N/$name.pid"
-  echo "$bin" > "$N/$name.bin"
-  sleep 0.2
-  if ! pid_is "$name"; then
-    # Our own child of a moment ago: if it lives on under another argv[0] it must not leak.
-    kill -KILL "$(cat "$N/$name.pid")" 2>/dev/null || true
-    tail -n 30 "$N/$name.log" >&2 || true
-    die "$name exited right after start, or runs as something other than $bin (log: $N/$name.log)"
-  fi
-}
-
-stop_one() {
-  local name=$1 pid i
-  pid_is "$name" || { rm -f "$N/$name.pid"; return 0; }
-  pid=$(cat "$N/$name.pid")
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 100); do pid_is "$name" || break; sleep 0.2; done
-  if pid_is "$name"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.5; fi
-  rm -f "$N/$name.pid"
-}
-
-free_ports() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
+# Same bookkeeping as control-plane.sh (pid_is, start, stop_one, free_ports), in the node's dir.
+PROCS_DIR=$N
+# shellcheck source=lib/procs.sh
+. "$HACK/lib/procs.sh"
 
 need_packages() {
   local need=()
